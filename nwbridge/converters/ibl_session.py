@@ -1,0 +1,131 @@
+"""Converting one IBL session folder into the shared representation."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from neuroconv import ConverterPipe
+from neuroconv.utils import dict_deep_update
+from tqdm.auto import tqdm
+
+from ..errors import MissingMetadataError, SourceFileError
+from ..interfaces.ibl import PROCESSED_INTERFACES
+from ..interfaces.ibl.alf import AlfSession
+from ..interfaces.ibl.session import ALYX_METADATA_FILE
+from ..provenance import output_path
+from ..writing import write_nwbfile_atomically
+
+__all__ = ["convert_ibl_session", "load_user_metadata", "check_dandi_metadata"]
+
+
+def load_user_metadata(path: str | Path) -> dict:
+    """Read a metadata file (YAML or JSON) in neuroconv's layout (``NWBFile``, ``Subject``, ...)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SourceFileError(path, f"metadata file not readable ({error})") from error
+    try:
+        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise SourceFileError(path, f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from error
+    if not isinstance(loaded, dict):
+        raise SourceFileError(path, "expected a mapping with sections such as 'NWBFile' and 'Subject'")
+    return loaded
+
+
+def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
+    """Refuse to convert when metadata DANDI requires is missing, naming each field.
+
+    Parameters
+    ----------
+    metadata : dict
+        Merged metadata (from the sources and the user).
+    source_hint : str
+        Where the converter looked, for the message.
+    """
+    nwbfile = metadata.get("NWBFile", {})
+    subject = metadata.get("Subject", {})
+    missing = {}
+    if not nwbfile.get("session_id"):
+        missing["NWBFile.session_id"] = f"the session id (IBL eid): not in {source_hint}"
+    start = nwbfile.get("session_start_time")
+    if isinstance(start, str):
+        start = datetime.fromisoformat(start)
+    if start is None:
+        missing["NWBFile.session_start_time"] = f"not in {source_hint}"
+    elif start.tzinfo is None:
+        missing["NWBFile.session_start_time"] = "has no time zone: give it with an offset, e.g. 2021-05-10T13:47:08+01:00"
+    if not subject.get("subject_id"):
+        missing["Subject.subject_id"] = f"not in {source_hint}"
+    if not subject.get("species"):
+        missing["Subject.species"] = "e.g. 'Mus musculus'"
+    if subject.get("sex") not in ("M", "F", "U", "O"):
+        found = f" (found {subject['sex']!r})" if subject.get("sex") else ""
+        missing["Subject.sex"] = f"one of M, F, U, O{found}: not in {source_hint}"
+    if not subject.get("age") and not subject.get("date_of_birth"):
+        missing["Subject.age or Subject.date_of_birth"] = (
+            f"not in {source_hint}; give age as ISO 8601 (e.g. P90D) or date_of_birth")
+    if missing:
+        raise MissingMetadataError(missing)
+
+
+def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, metadata: dict | str | Path | None = None,
+                        overwrite: bool = False, revision: str | None = None, progress: bool = True) -> list[Path]:
+    """Convert one IBL session folder into the processed NWB file of the shared representation.
+
+    Parameters
+    ----------
+    session_path : str or Path
+        ``<root>/<lab>/Subjects/<subject>/<YYYY-MM-DD>/<NNN>``, as the ONE API downloads it.
+    output_dir : str or Path
+        Dandiset folder; the file goes to ``sub-<subject>/sub-<subject>_ses-<eid>_desc-processed_behavior+ecephys.nwb``.
+    metadata : dict, str or Path, optional
+        Metadata overriding or completing what the session provides (neuroconv layout: ``NWBFile``,
+        ``Subject``), as a dictionary or a YAML/JSON file.
+    overwrite : bool, default: False
+        Replace existing output files.
+    revision : str, optional
+        ALF revision to convert; by default the newest revision of every dataset.
+    progress : bool, default: True
+        Show a progress bar.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    session_path = Path(session_path)
+    session = AlfSession(session_path, revision=revision)
+    interface_classes = [cls for cls in PROCESSED_INTERFACES if cls.is_available(session)]
+    interfaces = {cls.__name__: cls(session_path=session_path, revision=revision) for cls in interface_classes}
+    converter = ConverterPipe(data_interfaces=interfaces)
+
+    merged = converter.get_metadata()
+    if metadata is not None:
+        user = metadata if isinstance(metadata, dict) else load_user_metadata(metadata)
+        merged = dict_deep_update(merged, user)
+    check_dandi_metadata(merged, source_hint=str(session_path / ALYX_METADATA_FILE))
+
+    destination = output_path(output_dir, subject=merged["Subject"]["subject_id"],
+                              session=merged["NWBFile"]["session_id"], description="processed",
+                              modalities="behavior+ecephys")
+    if destination.exists() and not overwrite:
+        raise FileExistsError(f"{destination} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+
+    label = f"{session.subject} {session.date} #{session.number:03d}"
+    with tqdm(total=len(interfaces) + 1, desc=label, unit="step", disable=not progress, leave=False) as bar:
+        from neuroconv.tools.nwb_helpers import make_nwbfile_from_metadata
+
+        nwbfile = make_nwbfile_from_metadata(metadata=merged)
+        for name, interface in interfaces.items():
+            bar.set_postfix_str(interface.display_name or name)
+            interface.add_to_nwbfile(nwbfile, metadata=merged)
+            bar.update()
+        bar.set_postfix_str("writing")
+        write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite)
+        bar.update()
+    return [destination]

@@ -1,0 +1,36 @@
+"""What every IBL interface shares: the session folder resolved by the ONE-api."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neuroconv import BaseDataInterface
+from pydantic import DirectoryPath
+
+from .alf import AlfSession
+
+__all__ = ["IblInterface"]
+
+
+class IblInterface(BaseDataInterface):
+    """Base of the IBL interfaces.
+
+    Parameters
+    ----------
+    session_path : Path
+        The session folder, ``<root>/<lab>/Subjects/<subject>/<date>/<number>``.
+    revision : str, optional
+        ALF revision to read; by default the newest revision of every dataset.
+    verbose : bool, default: False
+    """
+
+    keywords = ("IBL", "International Brain Laboratory", "ALF")
+
+    def __init__(self, session_path: DirectoryPath, *, revision: str | None = None, verbose: bool = False):
+        super().__init__(verbose=verbose, session_path=session_path, revision=revision)
+        self.session = AlfSession(Path(session_path), revision=revision)
+
+    @classmethod
+    def is_available(cls, session: AlfSession) -> bool:
+        """Whether the session holds the datasets this interface converts."""
+        raise NotImplementedError
