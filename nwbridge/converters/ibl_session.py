@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 from neuroconv import ConverterPipe
+from neuroconv.tools.nwb_helpers import make_nwbfile_from_metadata
 from neuroconv.utils import dict_deep_update
 from tqdm.auto import tqdm
 
@@ -116,16 +119,55 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
     if destination.exists() and not overwrite:
         raise FileExistsError(f"{destination} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
 
-    label = f"{session.subject} {session.date} #{session.number:03d}"
-    with tqdm(total=len(interfaces) + 1, desc=label, unit="step", disable=not progress, leave=False) as bar:
-        from neuroconv.tools.nwb_helpers import make_nwbfile_from_metadata
+    # Videos travel with the NWB file: DANDI wants them beside it, referenced by a relative path.
+    video_folder = destination.with_suffix("")
+    videos = {}
+    conversion_options = {}
+    cameras = interfaces.get("IblCamerasInterface")
+    if cameras is not None:
+        videos = {camera: (source, video_folder / f"video_{camera}{source.suffix}")
+                  for camera, source in cameras.video_files().items()}
+        conversion_options["IblCamerasInterface"] = {"external_files": {
+            camera: target.relative_to(destination.parent).as_posix() for camera, (_, target) in videos.items()}}
 
-        nwbfile = make_nwbfile_from_metadata(metadata=merged)
-        for name, interface in interfaces.items():
-            bar.set_postfix_str(interface.display_name or name)
-            interface.add_to_nwbfile(nwbfile, metadata=merged)
+    label = f"{session.subject} {session.date} #{session.number:03d}"
+    placed = []
+    with tqdm(total=len(interfaces) + 1, desc=label, unit="step", disable=not progress, leave=False) as bar:
+        try:
+            nwbfile = make_nwbfile_from_metadata(metadata=merged)
+            for name, interface in interfaces.items():
+                bar.set_postfix_str(interface.display_name or name)
+                interface.add_to_nwbfile(nwbfile, metadata=merged, **conversion_options.get(name, {}))
+                bar.update()
+            for source, target in videos.values():
+                # On failure only new videos are removed: an existing one belongs to a finished conversion.
+                if not target.exists():
+                    placed.append(target)
+                place_file(source, target)
+            bar.set_postfix_str("writing")
+            write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite)
             bar.update()
-        bar.set_postfix_str("writing")
-        write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite)
-        bar.update()
+        except BaseException:
+            for target in placed:
+                target.unlink(missing_ok=True)
+            raise
     return [destination]
+
+
+def place_file(source: Path, target: Path) -> Path:
+    """Put a copy of ``source`` at ``target``: a hard link when on the same disk (videos are large), else a copy.
+
+    The copy is made under a temporary name and renamed, so ``target`` is never a partial file.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".partial")
+    temporary.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target

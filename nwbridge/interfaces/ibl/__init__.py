@@ -1,6 +1,8 @@
 """Interfaces reading one modality each of an IBL session (ALF files)."""
 
+from .epochs import IblEpochsInterface
 from .licks import IblLicksInterface
+from .passive import IblPassiveInterface
 from .rewards import IblRewardsInterface
 from .session import IblSessionInterface
 from .trials import IblTrialsInterface
@@ -13,6 +15,8 @@ PROCESSED_INTERFACES = [
     IblWheelInterface,
     IblLicksInterface,
     IblRewardsInterface,
+    IblEpochsInterface,
+    IblPassiveInterface,
 ]
 
 __all__ = [cls.__name__ for cls in PROCESSED_INTERFACES] + ["PROCESSED_INTERFACES"]
