@@ -18,7 +18,7 @@ from ..errors import MissingMetadataError, SourceFileError
 from ..interfaces.ibl import PROCESSED_INTERFACES
 from ..interfaces.ibl.alf import AlfSession
 from ..interfaces.ibl.session import ALYX_METADATA_FILE
-from ..provenance import output_path
+from ..provenance import IBL_DATASET, file_identifier, output_path
 from ..writing import write_nwbfile_atomically
 
 __all__ = ["convert_ibl_session", "load_user_metadata", "check_dandi_metadata"]
@@ -112,6 +112,8 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
         user = metadata if isinstance(metadata, dict) else load_user_metadata(metadata)
         merged = dict_deep_update(merged, user)
     check_dandi_metadata(merged, source_hint=str(session_path / ALYX_METADATA_FILE))
+    # Derived from the final session id, which the user's metadata may have supplied.
+    merged["NWBFile"]["identifier"] = file_identifier(IBL_DATASET, merged["NWBFile"]["session_id"], "processed")
 
     destination = output_path(output_dir, subject=merged["Subject"]["subject_id"],
                               session=merged["NWBFile"]["session_id"], description="processed",

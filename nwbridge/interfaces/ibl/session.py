@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from neuroconv import BaseDataInterface
 from neuroconv.utils import DeepDict
 
 from ...errors import SourceFileError
@@ -79,7 +80,7 @@ class IblSessionInterface(IblInterface):
         return True
 
     def get_metadata(self) -> DeepDict:
-        metadata = super().get_metadata()
+        metadata = BaseDataInterface.get_metadata(self)
         records = read_alyx_metadata(self.session.session_path)
         alyx_session = records.get("session", {})
         alyx_subject = records.get("subject", {})
