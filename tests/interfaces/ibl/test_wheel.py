@@ -100,3 +100,15 @@ def test_truncated_npy(empty_session, roundtrip):
     with pytest.raises(SourceFileError, match=r"_ibl_wheel\.position\.npy: truncated: its header announces "
                                               r"shape \(1000,\)"):
         roundtrip(IblWheelInterface(session_path=empty_session))
+
+
+def test_real_qc_wheel_snippet(test_data, empty_session, roundtrip):
+    """A real wheel snippet from ibllib's QC fixtures: columns are time (s) and position (rad)."""
+    real = np.load(test_data / "ibl" / "qc" / "wheel.npy")
+    write_wheel(empty_session / "alf", real[:, 0], real[:, 1])
+    position = roundtrip(IblWheelInterface(session_path=empty_session)).processing["behavior"]["wheel_position"]
+    np.testing.assert_array_equal(position.timestamps[:], real[:, 0])
+    np.testing.assert_array_equal(position.data[:], real[:, 1])
+    # Encoder steps of one tick (2 pi / 1024 rad) survive exactly.
+    steps = np.unique(np.round(np.abs(np.diff(position.data[:])) / (2 * np.pi / 1024), 6))
+    assert set(steps) <= {0.0, 1.0, 2.0}
