@@ -1,8 +1,12 @@
 """Interfaces reading one modality each of an IBL session (ALF files)."""
 
+from .cameras import IblCamerasInterface
 from .epochs import IblEpochsInterface
 from .licks import IblLicksInterface
+from .motion_energy import IblMotionEnergyInterface
 from .passive import IblPassiveInterface
+from .pose import IblPoseInterface
+from .pupil import IblPupilInterface
 from .rewards import IblRewardsInterface
 from .session import IblSessionInterface
 from .trials import IblTrialsInterface
@@ -17,6 +21,10 @@ PROCESSED_INTERFACES = [
     IblRewardsInterface,
     IblEpochsInterface,
     IblPassiveInterface,
+    IblCamerasInterface,
+    IblPoseInterface,
+    IblPupilInterface,
+    IblMotionEnergyInterface,
 ]
 
 __all__ = [cls.__name__ for cls in PROCESSED_INTERFACES] + ["PROCESSED_INTERFACES"]
