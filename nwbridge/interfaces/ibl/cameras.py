@@ -67,7 +67,8 @@ class IblCamerasInterface(IblInterface):
         files = {}
         for camera, name in CAMERAS.items():
             path = video_path(self.session, camera)
-            if path is not None:
+            # A video without frame times is not referenced (see add_to_nwbfile), so it is not listed.
+            if path is not None and self.session.has(f"{camera}Camera", "times"):
                 files[name] = path
         return files
 
@@ -86,6 +87,11 @@ class IblCamerasInterface(IblInterface):
             from this mapping gets the source path.
         """
         videos = self.video_files()
+        for camera, name in CAMERAS.items():
+            orphan = video_path(self.session, camera)
+            if orphan is not None and name not in videos:
+                warnings.warn(f"{orphan}: video without frame times (_ibl_{camera}Camera.times.npy); it cannot "
+                              "be placed on the session clock and is not referenced", stacklevel=2)
         unknown = set(external_files or {}) - set(videos)
         if unknown:
             # A path for a camera without a source video would reference a file we never checked.
@@ -94,10 +100,6 @@ class IblCamerasInterface(IblInterface):
         for camera, name in CAMERAS.items():
             camera_times = load_camera_times(self.session, camera, required=False)
             if camera_times is None:
-                if name in videos:
-                    warnings.warn(f"{videos[name]}: video without frame times "
-                                  f"(_ibl_{camera}Camera.times.npy); it cannot be placed on the session "
-                                  "clock and is not referenced", stacklevel=2)
                 continue
             description = (f"Frames of the IBL {CAMERA_VIEWS[camera]}. Timestamps: frame times on the session "
                            f"clock, from the camera's sync pulses (alf/{camera_times.path.name}).")
