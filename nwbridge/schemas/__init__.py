@@ -58,7 +58,7 @@ def load_representation() -> dict:
     return copy.deepcopy(_load_raw())
 
 
-def presence_for(entry: dict, source: str | None, *, file_kind: str | None = None) -> str:
+def presence_for(entry: dict, *, source: str | None, file_kind: str | None = None) -> str:
     """The presence (``required``, ``optional`` or ``absent``) of an object, column or field.
 
     Parameters
@@ -79,7 +79,7 @@ def presence_for(entry: dict, source: str | None, *, file_kind: str | None = Non
     if file_kind is not None and "files" in entry and file_kind not in entry["files"]:
         return "absent"
     if source is None:
-        values = {presence_for(entry, key, file_kind=file_kind) for key in SOURCE_KEYS}
+        values = {presence_for(entry, source=key, file_kind=file_kind) for key in SOURCE_KEYS}
         if values == {"required"}:
             return "required"
         if values == {"absent"}:
@@ -108,17 +108,18 @@ def iter_objects(representation: dict):
             yield section, obj
 
 
-def name_pattern(representation: dict, template: str, source: str | None, *,
+def name_pattern(template: str, *, source: str | None, representation: dict | None = None,
                  placeholders: dict | None = None) -> re.Pattern:
     """A regular expression matching the names a location or name template stands for.
 
     Parameters
     ----------
-    representation : dict
     template : str
         A location or name with ``{placeholders}``, e.g. ``processing/behavior/pose_{camera}``.
     source : str or None
         ``ibl`` or ``allen``: only that source's values are allowed; ``None`` allows any source's.
+    representation : dict, optional
+        By default the packaged one.
     placeholders : dict, optional
         Placeholder definitions overriding the representation's (an object's or child's own).
 
@@ -127,6 +128,7 @@ def name_pattern(representation: dict, template: str, source: str | None, *,
     re.Pattern
         Use with ``fullmatch``. A placeholder with no value for the source matches nothing.
     """
+    representation = representation or _load_raw()
     known = {**representation["placeholders"], **(placeholders or {})}
     sources = [source] if source else list(representation["sources"])
     regex = []
@@ -147,9 +149,9 @@ def name_pattern(representation: dict, template: str, source: str | None, *,
     return re.compile("".join(regex))
 
 
-def source_key(representation: dict, source_dataset: str | None) -> str | None:
+def source_key(source_dataset: str | None, *, representation: dict | None = None) -> str | None:
     """``ibl`` or ``allen`` for a provenance ``source_dataset`` value, ``None`` if unknown."""
-    for key, source in representation["sources"].items():
+    for key, source in (representation or _load_raw())["sources"].items():
         if source["source_dataset"] == source_dataset:
             return key
     return None
@@ -200,7 +202,7 @@ def _restrict_presence(member: dict, obj: dict) -> None:
     # the documentation from listing Allen-only tables as having IBL columns.
     presence = member.setdefault("presence", {})
     for source in SOURCE_KEYS:
-        if presence_for(obj, source) == "absent":
+        if presence_for(obj, source=source) == "absent":
             presence[source] = "absent"
         presence.setdefault(source, "absent")
 
