@@ -28,24 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+# The labs the Alyx records of a generated session describe: the same table the converter falls back on.
+from ..interfaces.ibl.session import IBL_LABS
+
 __all__ = ["IBL_LABS", "make_ibl_session"]
 
-#: The 12 Brain Wide Map labs: where they are, and the time zone of their session times.
-IBL_LABS: dict[str, dict[str, str]] = {
-    "angelakilab": {"institution": "New York University", "timezone": "America/New_York"},
-    "churchlandlab": {"institution": "Cold Spring Harbor Laboratory", "timezone": "America/New_York"},
-    "churchlandlab_ucla": {"institution": "University of California, Los Angeles",
-                           "timezone": "America/Los_Angeles"},
-    "cortexlab": {"institution": "University College London", "timezone": "Europe/London"},
-    "danlab": {"institution": "University of California, Berkeley", "timezone": "America/Los_Angeles"},
-    "hausserlab": {"institution": "University College London", "timezone": "Europe/London"},
-    "hoferlab": {"institution": "Sainsbury Wellcome Centre", "timezone": "Europe/London"},
-    "mainenlab": {"institution": "Champalimaud Centre for the Unknown", "timezone": "Europe/Lisbon"},
-    "mrsicflogellab": {"institution": "Sainsbury Wellcome Centre", "timezone": "Europe/London"},
-    "steinmetzlab": {"institution": "University of Washington", "timezone": "America/Los_Angeles"},
-    "wittenlab": {"institution": "Princeton University", "timezone": "America/New_York"},
-    "zadorlab": {"institution": "Cold Spring Harbor Laboratory", "timezone": "America/New_York"},
-}
 
 # --- task ---------------------------------------------------------------------------------
 _CONTRASTS = np.array([1.0, 0.25, 0.125, 0.0625, 0.0])

@@ -15,19 +15,9 @@ from nwbridge.interfaces.ibl.cameras import IblCamerasInterface
 from nwbridge.interfaces.ibl.motion_energy import IblMotionEnergyInterface
 from nwbridge.interfaces.ibl.pose import IblPoseInterface
 from nwbridge.interfaces.ibl.pupil import IblPupilInterface
-from nwbridge.testing import make_ibl_session
 from nwbridge.writing import write_nwbfile_atomically
 
 CAMERAS = {"left": "left_camera", "right": "right_camera", "body": "body_camera"}
-
-
-@pytest.fixture
-def small_session(tmp_path):
-    """A short generated session (writable), with the arguments given."""
-    def _make(**kwargs):
-        root = tmp_path / f"generated{len(list(tmp_path.glob('generated*')))}"
-        return make_ibl_session(root, n_trials=5, duration_s=60, passive=False, seed=3, **kwargs)
-    return _make
 
 
 def test_frame_times_round_trip_bit_for_bit_without_video(ibl_session, roundtrip):

@@ -12,18 +12,8 @@ from nwbridge.errors import SourceFileError
 from nwbridge.interfaces.ibl.alf import AlfSession
 from nwbridge.interfaces.ibl.camera_times import FrameCountWarning
 from nwbridge.interfaces.ibl.motion_energy import IblMotionEnergyInterface
-from nwbridge.testing import make_ibl_session
 
 CAMERAS = {"left": "left_camera", "right": "right_camera", "body": "body_camera"}
-
-
-@pytest.fixture
-def small_session(tmp_path):
-    """A short generated session (writable), with the arguments given."""
-    def _make(**kwargs):
-        root = tmp_path / f"generated{len(list(tmp_path.glob('generated*')))}"
-        return make_ibl_session(root, n_trials=5, duration_s=60, passive=False, seed=3, **kwargs)
-    return _make
 
 
 def _new_nwbfile() -> NWBFile:

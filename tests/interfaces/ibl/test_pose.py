@@ -15,21 +15,11 @@ from nwbridge.interfaces.ibl.alf import AlfSession
 from nwbridge.interfaces.ibl.camera_times import FrameCountWarning
 from nwbridge.interfaces.ibl.cameras import IblCamerasInterface
 from nwbridge.interfaces.ibl.pose import IblPoseInterface, split_pose_columns
-from nwbridge.testing import make_ibl_session
 
 CAMERAS = {"left": "left_camera", "right": "right_camera", "body": "body_camera"}
 FACE_PARTS = ["nose_tip", "paw_l", "paw_r", "pupil_top_r", "pupil_bottom_r", "pupil_left_r", "pupil_right_r",
               "tongue_end_l", "tongue_end_r", "tube_top", "tube_bottom"]
 PARTS = {"left": FACE_PARTS, "right": FACE_PARTS, "body": ["tail_start"]}
-
-
-@pytest.fixture
-def small_session(tmp_path):
-    """A short generated session (writable), with the arguments given."""
-    def _make(**kwargs):
-        root = tmp_path / f"generated{len(list(tmp_path.glob('generated*')))}"
-        return make_ibl_session(root, n_trials=5, duration_s=60, passive=False, seed=3, **kwargs)
-    return _make
 
 
 def _new_nwbfile() -> NWBFile:

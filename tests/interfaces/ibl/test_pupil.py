@@ -13,16 +13,6 @@ from nwbridge.errors import SourceFileError
 from nwbridge.interfaces.ibl.alf import AlfSession
 from nwbridge.interfaces.ibl.camera_times import FrameCountWarning
 from nwbridge.interfaces.ibl.pupil import IblPupilInterface
-from nwbridge.testing import make_ibl_session
-
-
-@pytest.fixture
-def small_session(tmp_path):
-    """A short generated session (writable), with the arguments given."""
-    def _make(**kwargs):
-        root = tmp_path / f"generated{len(list(tmp_path.glob('generated*')))}"
-        return make_ibl_session(root, n_trials=5, duration_s=60, passive=False, seed=3, **kwargs)
-    return _make
 
 
 def _check(series, values: np.ndarray, times: np.ndarray) -> None:
