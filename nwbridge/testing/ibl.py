@@ -732,10 +732,11 @@ def _write_camera(rng, session_path: Path, name: str, duration: float, pose, whe
     _save_npy(alf / f"{name}Camera.ROIMotionEnergy.npy", _motion_energy(noise, times, wheel, name))
     _save_npy(alf / f"{name}ROIMotionEnergy.position.npy", np.array(_ROI[name], dtype=np.float64))
 
-    # As in real sessions, the pose tables stop a few frames short of the camera times.
+    # As in real pre-GPIO sessions, the video lost its first few frames: the pose tables are a few
+    # rows shorter than the camera times, and their rows belong to the LAST frame times.
     n_pose = len(times) - int(rng.integers(1, 6))
     noise = _Noise(rng, n_pose)
-    truth = _pose_truth(rng, noise, name, times[:n_pose], wheel, licks)
+    truth = _pose_truth(rng, noise, name, times[len(times) - n_pose:], wheel, licks)
     dlc = _dlc_table(noise, truth)
     if "dlc" in pose:
         _save_table(alf / f"_ibl_{name}Camera.dlc.pqt", dlc)
