@@ -45,3 +45,26 @@ def test_metadata_file_supplies_missing_fields(tmp_path):
     assert accepted.exit_code == 0, accepted.output
     assert "written: 1 file(s)" in accepted.output
     assert "intervals/trials" in accepted.output  # the description of what was written
+
+
+def test_check_passes_a_converted_file_and_fails_a_broken_one(tmp_path):
+    import shutil
+
+    import h5py
+
+    session = make_ibl_session(tmp_path / "src", n_trials=10, duration_s=300, seed=4, cameras=("left",))
+    runner = CliRunner()
+    result = runner.invoke(main, ["convert", "ibl", str(session), "-o", str(tmp_path / "out"), "--no-progress"])
+    (converted,) = list((tmp_path / "out").rglob("*.nwb"))
+    result = runner.invoke(main, ["check", str(converted)])
+    assert result.exit_code == 0, result.output
+    assert "intervals/trials" in result.output and "nwbinspector" in result.output
+
+    broken = tmp_path / converted.name
+    shutil.copy(converted, broken)
+    with h5py.File(broken, "r+") as file:
+        del file["general/session_id"]
+        file["general/session_id"] = "None"
+    result = runner.invoke(main, ["check", str(broken), str(converted)])
+    assert result.exit_code == 1
+    assert "session_id" in result.output
