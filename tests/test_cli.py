@@ -35,7 +35,7 @@ def test_metadata_file_supplies_missing_fields(tmp_path):
     session = make_ibl_session(tmp_path / "src", n_trials=10, duration_s=300, seed=3, passive=False, cameras=(),
                                sex=None, birth_date=None)
     metadata = tmp_path / "metadata.yaml"
-    metadata.write_text("Subject:\n  sex: M\n  age: P120D\n")
+    metadata.write_text("Subject:\n  sex: M\n  date_of_birth: 2021-01-05\n")
     runner = CliRunner()
     refused = runner.invoke(main, ["convert", "ibl", str(session), "-o", str(tmp_path / "out"), "--no-progress"])
     assert refused.exit_code == 1
@@ -45,6 +45,14 @@ def test_metadata_file_supplies_missing_fields(tmp_path):
     assert accepted.exit_code == 0, accepted.output
     assert "written: 1 file(s)" in accepted.output
     assert "intervals/trials" in accepted.output  # the description of what was written
+    from pynwb import NWBHDF5IO
+
+    (path,) = list((tmp_path / "out").rglob("*.nwb"))
+    with NWBHDF5IO(path, "r") as io:
+        subject = io.read().subject
+        assert subject.sex == "M"
+        # A plain date is midnight in the lab's time zone (London, GMT in January).
+        assert subject.date_of_birth.isoformat() == "2021-01-05T00:00:00+00:00"
 
 
 def test_check_passes_a_converted_file_and_fails_a_broken_one(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import yaml
@@ -43,6 +43,9 @@ def load_user_metadata(path: str | Path) -> dict:
 def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
     """Refuse to convert when metadata DANDI requires is missing, naming each field.
 
+    Dates given as text or as plain dates (as YAML reads them) are turned into the time-zone-aware
+    datetimes NWB needs, in place.
+
     Parameters
     ----------
     metadata : dict
@@ -69,7 +72,16 @@ def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
     if subject.get("sex") not in ("M", "F", "U", "O"):
         found = f" (found {subject['sex']!r})" if subject.get("sex") else ""
         missing["Subject.sex"] = f"one of M, F, U, O{found}: not in {source_hint}"
-    if not subject.get("age") and not subject.get("date_of_birth"):
+    birth = subject.get("date_of_birth")
+    if isinstance(birth, str):
+        birth = subject["date_of_birth"] = datetime.fromisoformat(birth)
+    if isinstance(birth, date) and not isinstance(birth, datetime):
+        # A plain date (as YAML reads 2020-01-31) is midnight in the session's time zone.
+        zone = start.tzinfo if start is not None else None
+        birth = subject["date_of_birth"] = datetime(birth.year, birth.month, birth.day, tzinfo=zone)
+    if isinstance(birth, datetime) and birth.tzinfo is None:
+        missing["Subject.date_of_birth"] = "has no time zone: give it as a date (2020-01-31) or with an offset"
+    if not subject.get("age") and not birth:
         missing["Subject.age or Subject.date_of_birth"] = (
             f"not in {source_hint}; give age as ISO 8601 (e.g. P90D) or date_of_birth")
     if missing:
