@@ -6,8 +6,12 @@ import os
 import warnings
 from pathlib import Path
 
-from neuroconv.tools.nwb_helpers import configure_and_write_nwbfile
-from pynwb import NWBFile
+import numpy as np
+from neuroconv.tools.nwb_helpers import configure_backend, get_default_backend_configuration
+from pynwb import NWBHDF5IO, NWBFile
+from tqdm.auto import tqdm
+
+from .parallel_writing import defer_block_sources, fill_deferred
 
 __all__ = ["partial_path", "write_nwbfile_atomically"]
 
@@ -17,11 +21,14 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: bool = False) -> Path:
+def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: bool = False,
+                             workers: int | None = None, progress: bool = False) -> Path:
     """Write ``nwbfile`` to ``path`` under a temporary name and rename it when complete.
 
     The rename is atomic on one file system, so ``path`` holds either the previous file (or
     nothing) or the complete new one, never a half-written file, whatever interrupts the write.
+    Datasets given as :class:`~nwbridge.parallel_writing.BlockSource` are compressed on every
+    core; every other dataset gets neuroconv's default configuration (chunked, gzip).
 
     Parameters
     ----------
@@ -31,6 +38,10 @@ def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: b
         Final location.
     overwrite : bool, default: False
         Replace an existing file; otherwise an existing file is an error.
+    workers : int, optional
+        Compression threads for the large datasets; default every core.
+    progress : bool, default: False
+        Show a progress bar (MB/s) while the large datasets are written.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -38,11 +49,18 @@ def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: b
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_path(path)
     try:
+        deferred = defer_block_sources(nwbfile)
+        configure_backend(nwbfile=nwbfile,
+                          backend_configuration=get_default_backend_configuration(nwbfile, backend="hdf5"))
         with warnings.catch_warnings():
             # The temporary name deliberately does not end in .nwb, so no tool takes it for a finished file.
             warnings.filterwarnings("ignore", message="The file path provided.*does not end in '.nwb'")
-            # neuroconv's default HDF5 configuration: chunked, gzip-compressed datasets.
-            configure_and_write_nwbfile(nwbfile, nwbfile_path=temporary, backend="hdf5")
+            with NWBHDF5IO(temporary, mode="w") as io:
+                io.write(nwbfile)
+                total = sum(item.source.dtype.itemsize * int(np.prod(item.source.shape)) for item in deferred)
+                with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, leave=False,
+                          disable=not (progress and deferred)) as bar:
+                    fill_deferred(deferred, workers=workers, progress=bar.update)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -1,0 +1,234 @@
+"""Writing large datasets into NWB files with compression on every core.
+
+HDF5 runs its filters (shuffle, deflate) on the calling thread, so a dataset written through
+h5py compresses on one core. Here a large dataset is instead declared empty when pynwb writes
+the file (chunked, with the standard shuffle and deflate filters), then filled chunk by chunk:
+each chunk is shuffled and deflated in a thread pool and stored with h5py's
+``write_direct_chunk``. The file is an ordinary HDF5 file that any reader decompresses with the
+built-in filters.
+
+Deflate uses ISA-L (the ``isal`` package) when installed: it writes the same zlib stream as
+zlib, at level 1 about ten times faster than zlib level 4 with nearly the same ratio on
+Neuropixels data (see SOURCES.md, "Performance facts"). That is why nwbridge compresses its own
+chunks rather than letting HDF5 do it.
+
+An interface marks a dataset for this path by giving its data as a :class:`BlockSource`. Any
+other writer (neuroconv's, a user's ``NWBHDF5IO.write``) still writes it correctly: a
+BlockSource is an ordinary hdmf data-chunk iterator.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from hdmf.backends.hdf5 import H5DataIO
+from hdmf.container import Data
+from hdmf.data_utils import AbstractDataChunkIterator, DataChunk
+
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the slower fallback
+    isal_zlib = None
+
+__all__ = ["BlockSource", "DeferredDataset", "compress_chunk", "defer_block_sources", "fill_deferred",
+           "default_workers"]
+
+# About 2 MB per chunk: large enough for a good ratio, small enough that reading one unit's
+# spikes or one second of voltage decompresses little more than it needs.
+CHUNK_BYTES = 2 * 1024 * 1024
+
+
+def default_workers() -> int:
+    """Threads to compress with: every core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class BlockSource(AbstractDataChunkIterator):
+    """A large array produced in consecutive blocks along its first axis.
+
+    Parameters
+    ----------
+    blocks : callable
+        Returns a new iterator of numpy arrays each time it is called; concatenated along axis 0
+        they form the whole array. Called once per write, so the data are never all in memory.
+    shape : tuple of int
+        Shape of the whole array.
+    dtype : numpy.dtype
+    chunk_rows : int, optional
+        Rows per HDF5 chunk (chunks span every other axis); by default about 2 MB per chunk.
+    """
+
+    def __init__(self, blocks: Callable[[], Iterator[np.ndarray]], *, shape: tuple[int, ...], dtype,
+                 chunk_rows: int | None = None):
+        self.blocks = blocks
+        self.shape = tuple(int(n) for n in shape)
+        self._dtype = np.dtype(dtype)
+        row_bytes = self._dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+        rows = chunk_rows or max(1, CHUNK_BYTES // max(row_bytes, 1))
+        self.chunk_shape = (int(max(1, min(rows, self.shape[0] or 1))), *self.shape[1:])
+        self._iterator = None
+        self._position = 0
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    # hdmf's iterator protocol, used when a writer other than nwbridge's writes this dataset.
+    def __iter__(self):
+        self._iterator = iter(self.blocks())
+        self._position = 0
+        return self
+
+    def __next__(self) -> DataChunk:
+        if self._iterator is None:
+            iter(self)
+        block = np.asarray(next(self._iterator), dtype=self._dtype)
+        start = self._position
+        self._position += len(block)
+        selection = (slice(start, self._position), *(slice(0, n) for n in self.shape[1:]))
+        return DataChunk(data=block, selection=selection)
+
+    def recommended_chunk_shape(self) -> tuple[int, ...]:
+        return self.chunk_shape
+
+    def recommended_data_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def maxshape(self) -> tuple[int, ...]:
+        return self.shape
+
+
+def compress_chunk(chunk: np.ndarray, *, level: int = 1) -> bytes:
+    """One HDF5 chunk through the shuffle and deflate filters, as HDF5 would store it.
+
+    Parameters
+    ----------
+    chunk : numpy.ndarray
+        A full chunk (edge chunks padded to the chunk shape, as HDF5 stores them).
+    level : int, default: 1
+        Deflate level (ISA-L levels 0-3; zlib 1-9 when ISA-L is missing).
+    """
+    data = np.ascontiguousarray(chunk)
+    itemsize = data.dtype.itemsize
+    if itemsize > 1:
+        # HDF5's shuffle filter: byte k of every element together, for k = 0 .. itemsize - 1.
+        data = np.ascontiguousarray(data.reshape(-1).view(np.uint8).reshape(-1, itemsize).T)
+    if isal_zlib is not None:
+        return isal_zlib.compress(data, min(level, 3))
+    return zlib.compress(data, level)
+
+
+@dataclass
+class DeferredDataset:
+    """A dataset pynwb declares empty, to be filled by :func:`fill_deferred` while the file is open."""
+
+    source: BlockSource
+    data_io: H5DataIO
+
+
+def defer_block_sources(nwbfile, *, level: int = 1) -> list[DeferredDataset]:
+    """Replace every BlockSource in ``nwbfile`` by an empty, chunked, compressed dataset declaration.
+
+    Call before ``NWBHDF5IO.write``; after the write, and before the file is closed, fill the
+    datasets with :func:`fill_deferred`.
+    """
+    deferred = []
+    for container in nwbfile.objects.values():
+        # Table columns are Data objects; series keep their datasets as fields of the container.
+        if isinstance(container, Data):
+            fields = {None: container.data}
+        else:
+            fields = dict(getattr(container, "fields", {}))
+        for name, data in fields.items():
+            source = data.data if isinstance(data, H5DataIO) else data
+            if not isinstance(source, BlockSource):
+                continue
+            data_io = H5DataIO(shape=source.shape, dtype=source.dtype, chunks=source.chunk_shape,
+                               compression="gzip", compression_opts=level, shuffle=True)
+            # hdmf only offers to wrap the existing data; the empty declaration ignores it.
+            if name is None:
+                container.set_data_io(lambda data, **kwargs: data_io, {})
+            else:
+                container.set_data_io(name, lambda data, **kwargs: data_io, {})
+            deferred.append(DeferredDataset(source=source, data_io=data_io))
+    return deferred
+
+
+def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None, level: int = 1,
+                  progress: Callable[[int], None] | None = None) -> None:
+    """Compress and store every chunk of the deferred datasets, compressing on ``workers`` threads.
+
+    Parameters
+    ----------
+    deferred : list of DeferredDataset
+        From :func:`defer_block_sources`, after the file was written (and while it is open).
+    workers : int, optional
+        Compression threads; default every core.
+    level : int, default: 1
+        Deflate level.
+    progress : callable, optional
+        Called with the number of bytes (uncompressed) of every chunk stored.
+    """
+    workers = workers or default_workers()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for item in deferred:
+            dataset = item.data_io.dataset
+            source = item.source
+            if dataset is None:
+                raise RuntimeError("fill_deferred called before the file was written")
+            # Bounded number of chunks in flight, so memory stays a few chunks per thread.
+            pending: deque = deque()
+            for offset, chunk in _chunks(source):
+                pending.append((offset, chunk.nbytes, pool.submit(compress_chunk, chunk, level=level)))
+                while len(pending) > 2 * workers:
+                    _store(dataset, pending.popleft(), progress)
+            while pending:
+                _store(dataset, pending.popleft(), progress)
+
+
+def _store(dataset, item, progress) -> None:
+    offset, size, future = item
+    dataset.id.write_direct_chunk(offset, future.result(), filter_mask=0)
+    if progress is not None:
+        progress(size)
+
+
+def _chunks(source: BlockSource):
+    """Full chunks of ``source`` with their offsets, cut from its blocks whatever their sizes."""
+    rows = source.chunk_shape[0]
+    zeros = (0,) * (len(source.shape) - 1)
+    buffer: list[np.ndarray] = []
+    buffered = 0
+    start = 0
+    for block in source.blocks():
+        block = np.asarray(block, dtype=source.dtype)
+        while len(block):
+            take = min(rows - buffered, len(block))
+            buffer.append(block[:take])
+            buffered += take
+            block = block[take:]
+            if buffered == rows:
+                yield (start, *zeros), _join(buffer)
+                start += rows
+                buffer, buffered = [], 0
+    if start + buffered != source.shape[0]:
+        raise ValueError(f"the blocks gave {start + buffered} rows, the dataset declared {source.shape[0]}")
+    if buffered:
+        # HDF5 stores an edge chunk at full size; the rows past the end are never read.
+        chunk = np.zeros(source.chunk_shape, dtype=source.dtype)
+        chunk[:buffered] = _join(buffer)
+        yield (start, *zeros), chunk
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -1,0 +1,82 @@
+"""Large datasets compressed on every core: exact, standard HDF5 filters, any writer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import h5py
+import numpy as np
+import pytest
+from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+
+from nwbridge.parallel_writing import BlockSource, compress_chunk
+from nwbridge.writing import write_nwbfile_atomically
+
+
+def blocks_of(array, sizes):
+    def blocks():
+        start = 0
+        for size in sizes:
+            yield array[start:start + size]
+            start += size
+    return blocks
+
+
+def new_file():
+    return NWBFile(session_description="t", identifier="t", session_start_time=datetime(2021, 1, 1, tzinfo=timezone.utc))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_block_source_round_trips_exactly_with_standard_filters(tmp_path, workers):
+    rng = np.random.default_rng(0)
+    voltage = rng.integers(-500, 500, size=(10_007, 385), dtype=np.int16)
+    times = np.sort(rng.uniform(0, 3600, 1_234_567))
+    nwbfile = new_file()
+    nwbfile.add_acquisition(TimeSeries(
+        name="voltage", unit="V", rate=30000.0,
+        data=BlockSource(blocks_of(voltage, [3000, 1, 5000, 2006]), shape=voltage.shape, dtype=np.int16,
+                         chunk_rows=1024)))
+    nwbfile.add_acquisition(TimeSeries(
+        name="times", unit="s", rate=1.0,
+        data=BlockSource(blocks_of(times, [1_000_000, 234_567]), shape=times.shape, dtype=np.float64)))
+    path = write_nwbfile_atomically(nwbfile, tmp_path / "f.nwb", workers=workers)
+
+    with h5py.File(path, "r") as file:
+        dataset = file["acquisition/voltage/data"]
+        assert dataset.compression == "gzip" and dataset.shuffle and dataset.chunks == (1024, 385)
+        np.testing.assert_array_equal(dataset[:], voltage)
+        np.testing.assert_array_equal(file["acquisition/times/data"][:], times)
+    with NWBHDF5IO(path, "r") as io:
+        np.testing.assert_array_equal(io.read().acquisition["voltage"].data[-7:], voltage[-7:])
+
+
+def test_any_other_writer_still_writes_a_block_source(tmp_path):
+    values = np.arange(100_000, dtype=np.float64)
+    nwbfile = new_file()
+    nwbfile.add_acquisition(TimeSeries(name="x", unit="s", rate=1.0,
+                                       data=BlockSource(blocks_of(values, [60_000, 40_000]), shape=values.shape,
+                                                        dtype=np.float64)))
+    with NWBHDF5IO(tmp_path / "plain.nwb", "w") as io:
+        io.write(nwbfile)
+    with NWBHDF5IO(tmp_path / "plain.nwb", "r") as io:
+        np.testing.assert_array_equal(io.read().acquisition["x"].data[:], values)
+
+
+def test_compressed_chunk_is_what_hdf5_reads(tmp_path):
+    chunk = np.random.default_rng(1).normal(size=(512, 3))
+    with h5py.File(tmp_path / "c.h5", "w") as file:
+        dataset = file.create_dataset("d", shape=(1024, 3), chunks=(512, 3), dtype=np.float64, compression="gzip",
+                                      shuffle=True)
+        dataset.id.write_direct_chunk((512, 0), compress_chunk(chunk))
+        np.testing.assert_array_equal(dataset[512:], chunk)
+        assert (dataset[:512] == 0).all()
+
+
+def test_blocks_that_do_not_add_up_are_an_error(tmp_path):
+    values = np.arange(10.0)
+    nwbfile = new_file()
+    nwbfile.add_acquisition(TimeSeries(name="x", unit="s", rate=1.0,
+                                       data=BlockSource(blocks_of(values, [5]), shape=(10,), dtype=np.float64)))
+    with pytest.raises(ValueError, match="the blocks gave 5 rows, the dataset declared 10"):
+        write_nwbfile_atomically(nwbfile, tmp_path / "bad.nwb")
+    assert not list(tmp_path.iterdir())
