@@ -30,6 +30,7 @@ import yaml
 
 # The labs the Alyx records of a generated session describe: the same table the converter falls back on.
 from ..interfaces.ibl.session import IBL_LABS
+from .ibl_ephys import check_ephys_arguments, write_probes
 
 __all__ = ["IBL_LABS", "make_ibl_session"]
 
@@ -97,19 +98,23 @@ _RFM_HOLD_FRAMES = 6  # each sparse-noise pattern stays up for 100 ms
 # seconds each replayed event lasts: Gabor patch, valve opening, tone, white noise
 _EVENT_DURATION_S = {"G": 0.3, "V": 0.06, "T": 0.1, "N": 0.5}
 
-_STREAMS = ("session", "trials", "passive", "wheel", "licks", "cameras", "uuids")
+_STREAMS = ("session", "trials", "passive", "wheel", "licks", "cameras", "uuids", "ephys")
 
 
 def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10", number=1,
                      eid=None, n_trials=400, duration_s=None, cameras=("left", "right", "body"),
                      pose=("dlc", "lightningPose"), passive=True, revision=None,
                      legacy_trials=False, uuid_extras=False, videos=False, alyx_metadata=True,
-                     sex="M", birth_date="2020-11-02", seed=0) -> Path:
+                     sex="M", birth_date="2020-11-02", probes=("probe00", "probe01"), probe_type="3B",
+                     n_units=None, n_spikes=None, sorter="pykilosort", cluster_dtype=None,
+                     seed=0) -> Path:
     """Write a realistic IBL Brain Wide Map session in the ONE cache layout.
 
     The session goes to ``<root>/<lab>/Subjects/<subject>/<date>/<NNN>/`` and holds the
     trials, wheel, wheel movements, licks, cameras (times, DLC and Lightning Pose tables,
-    pupil features, motion energy), the passive protocol, the experiment description and,
+    pupil features, motion energy), the passive protocol, the Neuropixels probes (spike
+    sorting, channels and electrode sites with their brain regions, SpikeGLX metadata and
+    clock mapping; see `nwbridge.testing.ibl_ephys`), the experiment description and,
     optionally, the session's Alyx metadata. The session clock runs from 0 to
     ``duration_s``: the task starts a few seconds in, the passive protocol follows it.
 
@@ -139,7 +144,9 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
     revision : str, optional
         If given (e.g. ``"2024-05-06"``), also write a revised copy of the trials and wheel
         datasets into ``alf/#<revision>#/``, with stimOn times 1 ms later and the wheel
-        turned the other way, so that a reader taking the newest revision is detectable.
+        turned the other way, and of every probe's ``clusters.metrics.pqt`` into its sorting
+        collection's ``#<revision>#/``, with some ``label`` values changed, so that a reader
+        taking the newest revision is detectable.
     legacy_trials : bool
         Write every trials attribute as its own ``.npy`` (older sessions) instead of
         ``_ibl_trials.table.pqt`` plus loose attributes.
@@ -151,6 +158,28 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
         Write ``alyx_session.json``, the session, subject and lab records Alyx would give.
     sex, birth_date : str or None
         Subject metadata for ``alyx_session.json``; None leaves the key out.
+    probes : sequence of str
+        Probe insertions to write, named ``probe00`` .. ``probe99`` (the number is the
+        SpikeGLX ``imec<N>`` index); empty for a behaviour-only session. Each gets its spike
+        sorting, channels, electrode sites, SpikeGLX ``.ap.meta`` / ``.lf.meta`` and
+        ``.timestamps.npy``, a record in ``alyx_session.json`` (``probe_insertions``) and an
+        entry in the experiment description.
+    probe_type : {"3B", "3A", "NP2.1", "NP2.4", "NP2.4-1shank"}
+        Neuropixels generation, whose real SpikeGLX metadata (shipped with the package) gives
+        the channel geometry. An NP2.4 is split, as the IBL does, into one insertion per shank
+        (``probe00a`` .. ``probe00d``, each with its own collections); ``"NP2.4-1shank"`` is
+        a one-shank NP2.4, which the IBL's splitting names ``probe00a``.
+    n_units : int, optional
+        Clusters per insertion (default 60), one or two of which have no spikes at all.
+    n_spikes : int, optional
+        Spikes per insertion, exactly. By default the clusters' firing rates (log-normal,
+        median 2 Hz) times the recording length.
+    sorter : {"pykilosort", "iblsorter", ""}
+        Spike sorter folder: the sorting goes to ``alf/<probe>/<sorter>/``, or with ``""``
+        directly to ``alf/<probe>/`` (older sessions).
+    cluster_dtype : numpy dtype, optional
+        dtype of ``spikes.clusters``: ``np.uint16`` or ``np.uint32``. By default uint16 when
+        there are fewer than 65536 clusters, as in IBL files, else uint32.
     seed : int
         Seed of every random draw.
 
@@ -171,6 +200,7 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
     date = _check_date(date)
     cameras, pose = tuple(cameras), tuple(pose)
     _check_arguments(lab, subject, number, n_trials, duration_s, cameras, pose, revision)
+    ephys = check_ephys_arguments(probes, probe_type, n_units, n_spikes, sorter, cluster_dtype)
     number, n_trials = int(number), int(n_trials)
     eid = _check_eid(eid) if eid is not None else str(
         uuid.uuid5(uuid.NAMESPACE_URL, f"nwbridge-testing/{lab}/{subject}/{date}/{number}/{seed}"))
@@ -206,14 +236,17 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
         _write_passive(rngs["passive"], session_path, plan)
     if revision is not None:
         _write_revision(alf / f"#{revision}#", task.trials, wheel, legacy=legacy_trials)
+    insertions = write_probes(rngs["ephys"], session_path, ephys, duration=duration, eid=eid,
+                              revision=revision)
     if uuid_extras:
         _add_uuid_extras(rngs["uuids"], alf)
 
-    _write_experiment_description(session_path, cameras, passive)
+    _write_experiment_description(session_path, cameras, passive,
+                                  [insertion["name"] for insertion in insertions])
     if alyx_metadata:
         _write_alyx_metadata(rngs["session"], session_path, eid=eid, lab=lab, subject=subject,
                              date=date, number=number, passive=passive, sex=sex,
-                             birth_date=birth_date)
+                             birth_date=birth_date, probe_insertions=insertions)
     return session_path
 
 
@@ -834,13 +867,14 @@ def _add_uuid_extras(rng, alf: Path) -> None:
         path.rename(path.with_name(f"{stem}.{dataset_id}.{extension}"))
 
 
-def _write_experiment_description(session_path: Path, cameras, passive: bool) -> None:
+def _write_experiment_description(session_path: Path, cameras, passive: bool, probes) -> None:
     devices = {}
     if cameras:
         devices["cameras"] = {name: {"collection": "raw_video_data", "sync_label": "audio"}
                               for name in cameras}
-    devices["neuropixel"] = {probe: {"collection": f"raw_ephys_data/{probe}", "sync_label": "imec_sync"}
-                             for probe in ("probe00", "probe01")}
+    if probes:
+        devices["neuropixel"] = {probe: {"collection": f"raw_ephys_data/{probe}", "sync_label": "imec_sync"}
+                                 for probe in probes}
     tasks = [{"ephysChoiceWorld": {"collection": "raw_behavior_data", "sync_label": "bpod"}}]
     if passive:
         tasks.append({"passiveChoiceWorld": {"collection": "raw_passive_data", "sync_label": "bpod"}})
@@ -858,7 +892,7 @@ def _write_experiment_description(session_path: Path, cameras, passive: bool) ->
 
 
 def _write_alyx_metadata(rng, session_path: Path, *, eid, lab, subject, date, number, passive,
-                         sex, birth_date) -> None:
+                         sex, birth_date, probe_insertions) -> None:
     seconds = rng.uniform(9 * 3600, 17 * 3600)
     start = datetime.datetime.fromisoformat(date) + datetime.timedelta(seconds=float(seconds))
     protocol = "_iblrig_tasks_ephysChoiceWorld6.6.2"
@@ -876,6 +910,8 @@ def _write_alyx_metadata(rng, session_path: Path, *, eid, lab, subject, date, nu
                     "users": ["test_user"], "narrative": ""},
         "subject": subject_record,
         "lab": {"name": lab, **IBL_LABS.get(lab, {})},
+        # As Alyx's insertions endpoint lists them (id = the probe insertion's pid).
+        "probe_insertions": list(probe_insertions),
     }
     text = json.dumps(record, indent=2) + "\n"
     (session_path / "alyx_session.json").write_text(text, encoding="utf-8")

@@ -478,7 +478,7 @@ def test_uuid_extras(tmp_path):
 
 def test_alyx_session_json(session):
     record = json.loads((session / "alyx_session.json").read_text())
-    assert set(record) == {"session", "subject", "lab"}
+    assert set(record) == {"session", "subject", "lab", "probe_insertions"}
     assert set(record["session"]) == {"id", "subject", "lab", "start_time", "number",
                                       "task_protocol", "projects", "users", "narrative"}
     assert record["session"]["start_time"].startswith("2021-05-10T")
