@@ -43,6 +43,9 @@ __all__ = ["BlockSource", "DeferredDataset", "compress_chunk", "defer_block_sour
 # spikes or one second of voltage decompresses little more than it needs.
 CHUNK_BYTES = 2 * 1024 * 1024
 
+# Plain arrays from this size on are compressed like block sources, on every core.
+LARGE_ARRAY_BYTES = 4 * 1024 * 1024
+
 
 def default_workers() -> int:
     """Threads to compress with: every core this process may use."""
@@ -136,31 +139,44 @@ class DeferredDataset:
     data_io: H5DataIO
 
 
-def defer_block_sources(nwbfile, *, level: int = 1) -> list[DeferredDataset]:
-    """Replace every BlockSource in ``nwbfile`` by an empty, chunked, compressed dataset declaration.
-
-    Call before ``NWBHDF5IO.write``; after the write, and before the file is closed, fill the
-    datasets with :func:`fill_deferred`.
-    """
-    deferred = []
+def _datasets(nwbfile):
+    """Every (container, field name, data) of the file; the field name is None for table columns."""
     for container in nwbfile.objects.values():
         # Table columns are Data objects; series keep their datasets as fields of the container.
         if isinstance(container, Data):
-            fields = {None: container.data}
+            yield container, None, container.data
         else:
-            fields = dict(getattr(container, "fields", {}))
-        for name, data in fields.items():
-            source = data.data if isinstance(data, H5DataIO) else data
-            if not isinstance(source, BlockSource):
-                continue
-            data_io = H5DataIO(shape=source.shape, dtype=source.dtype, chunks=source.chunk_shape,
-                               compression="gzip", compression_opts=level, shuffle=True)
-            # hdmf only offers to wrap the existing data; the empty declaration ignores it.
-            if name is None:
-                container.set_data_io(lambda data, **kwargs: data_io, {})
-            else:
-                container.set_data_io(name, lambda data, **kwargs: data_io, {})
-            deferred.append(DeferredDataset(source=source, data_io=data_io))
+            for name, data in dict(getattr(container, "fields", {})).items():
+                yield container, name, data
+
+
+def _replace_data(container, name, data_io: H5DataIO) -> None:
+    # hdmf only offers to wrap the existing data; the empty declaration ignores it.
+    if name is None:
+        container.set_data_io(lambda data, **kwargs: data_io, {})
+    else:
+        container.set_data_io(name, lambda data, **kwargs: data_io, {})
+
+
+def defer_block_sources(nwbfile, *, level: int = 1, min_bytes: int = LARGE_ARRAY_BYTES) -> list[DeferredDataset]:
+    """Replace every large dataset of ``nwbfile`` by an empty, chunked, compressed dataset declaration.
+
+    Large means a :class:`BlockSource`, or a numeric numpy array of at least ``min_bytes`` (pose
+    tracks, waveforms, ...), which is compressed the same way. Call before ``NWBHDF5IO.write``;
+    after the write, and before the file is closed, fill the datasets with :func:`fill_deferred`.
+    """
+    deferred = []
+    for container, name, data in list(_datasets(nwbfile)):
+        source = data.data if isinstance(data, H5DataIO) else data
+        if (isinstance(source, np.ndarray) and not isinstance(data, H5DataIO) and source.ndim >= 1
+                and source.dtype.kind in "biuf" and source.nbytes >= min_bytes):
+            source = BlockSource(lambda array=source: iter([array]), shape=source.shape, dtype=source.dtype)
+        if not isinstance(source, BlockSource):
+            continue
+        data_io = H5DataIO(shape=source.shape, dtype=source.dtype, chunks=source.chunk_shape,
+                           compression="gzip", compression_opts=level, shuffle=True)
+        _replace_data(container, name, data_io)
+        deferred.append(DeferredDataset(source=source, data_io=data_io))
     return deferred
 
 

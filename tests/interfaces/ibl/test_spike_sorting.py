@@ -195,3 +195,13 @@ def test_unsorted_spike_times(one_probe, tmp_path):
     with pytest.raises(SourceFileError, match=r"spikes\.times\.npy: spike times are not sorted: spike 11"):
         nwbridge.convert_ibl_session(one_probe, tmp_path / "out", progress=False)
     assert not list((tmp_path / "out").rglob("*.nwb*"))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int64])
+def test_group_by_cluster_is_the_stable_argsort(dtype):
+    from nwbridge.interfaces.ibl.spike_sorting import group_by_cluster
+
+    clusters = np.random.default_rng(2).integers(0, 37, 100_000).astype(dtype)
+    order = group_by_cluster(clusters, np.bincount(clusters, minlength=40))
+    np.testing.assert_array_equal(order, np.argsort(clusters, kind="stable"))
+    assert order.dtype == np.uint32
