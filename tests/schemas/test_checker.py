@@ -215,6 +215,11 @@ def make_ibl_processed(directory: Path, *, skip: frozenset = frozenset(), trials
     nwbfile.add_time_intervals(_table(TimeIntervals, "passive_periods", {
         "start_time": np.array([70.0, 70.0, 400.0, 700.0]), "stop_time": np.array([900.0, 390.0, 690.0, 900.0]),
         "period": _text("passiveProtocol", "spontaneousActivity", "RFM", "taskReplay")}))
+    _electrode_columns(nwbfile)
+    group = _add_probe(nwbfile, "probe00")
+    _add_units(nwbfile, group, [[0.1, 0.5, 0.9], [0.2, 0.3]],
+               source_unit_ids=["0a1b2c3d-0000-4000-8000-000000000001", "0a1b2c3d-0000-4000-8000-000000000002"],
+               extra={"ibl_label": 1.0})
     path = _write(nwbfile, directory, subject="SWC-043", session=session_id, kind="processed")
     # The video is an external file beside the NWB file; nwbinspector checks that it exists.
     (path.parent / "videos").mkdir(exist_ok=True)
@@ -237,6 +242,19 @@ def _electrode_columns(nwbfile: NWBFile) -> None:
     nwbfile.add_electrode_column("probe_channel", "channel on the probe (test)")
 
 
+def _add_units(nwbfile: NWBFile, group, spike_times: list, *, source_unit_ids: list[str], extra: dict) -> None:
+    """Units on the probe of ``group``, one per list of spike times, with the shared columns and ``extra``."""
+    nwbfile.units = Units(name="units", resolution=1 / 30000.0, description="units (test)")
+    for name in ("probe", "peak_channel", "depth_um", "location", "firing_rate", "presence_ratio",
+                 "amplitude_median_uv", "is_good", "source_unit_id", "source_cluster_id", *extra):
+        nwbfile.units.add_column(name, f"{name} (test)")
+    for index, times in enumerate(spike_times):
+        nwbfile.units.add_unit(spike_times=times, electrodes=[index], electrode_group=group, probe=group.name,
+                               peak_channel=index, depth_um=20.0 * index, location="CA1", firing_rate=3.0,
+                               presence_ratio=0.95, amplitude_median_uv=80.0, is_good=True,
+                               source_unit_id=source_unit_ids[index], source_cluster_id=index, **extra)
+
+
 def make_allen_processed(directory: Path, *, spike_times: list | None = None) -> Path:
     """An Allen processed file with every required object."""
     subject = Subject(subject_id="527749", species="Mus musculus", sex="F", age="P160D",
@@ -244,16 +262,9 @@ def make_allen_processed(directory: Path, *, spike_times: list | None = None) ->
     nwbfile = _file_metadata(ALLEN_DATASET, ALLEN_SESSION, "processed", subject=subject)
     _electrode_columns(nwbfile)
     group = _add_probe(nwbfile, "probeA")
-    nwbfile.units = Units(name="units", resolution=1 / 30000.0, description="units (test)")
-    for name in ("probe", "peak_channel", "depth_um", "location", "firing_rate", "presence_ratio",
-                 "amplitude_median_uv", "is_good", "source_unit_id", "source_cluster_id", "allen_snr"):
-        nwbfile.units.add_column(name, f"{name} (test)")
     spike_times = spike_times or [[0.1, 0.5, 0.9], [0.2, 0.3]]
-    for index, times in enumerate(spike_times):
-        nwbfile.units.add_unit(spike_times=times, electrodes=[index], electrode_group=group, probe="probeA",
-                               peak_channel=index, depth_um=20.0 * index, location="CA1", firing_rate=3.0,
-                               presence_ratio=0.95, amplitude_median_uv=80.0, is_good=True,
-                               source_unit_id=str(951000000 + index), source_cluster_id=index, allen_snr=3.2)
+    _add_units(nwbfile, group, spike_times, source_unit_ids=[str(951000000 + index) for index in range(len(spike_times))],
+               extra={"allen_snr": 3.2})
     start = np.arange(4, dtype=float) * 6.0
     nwbfile.trials = _table(TimeIntervals, "trials", {
         "start_time": start, "stop_time": start + 5.0, "stimulus_onset_time": start + 2.0,
@@ -339,8 +350,7 @@ def test_conforming_ibl_processed_file_passes(files):
     assert report.result("processing/behavior/pose_left_camera").status == PASS
     assert report.result("processing/behavior/pupil").status == PASS
     assert report.result("acquisition/video_left_camera").status == PASS
-    # Spike sorting arrives later for IBL: units are optional in this version.
-    assert report.result("units").status == NOT_PRESENT
+    assert report.result("units").status == PASS
     assert report.extras == []
     # An ALF attribute beyond the listed columns is reported as information, never a failure.
     assert report.result("intervals/trials").notes == []
@@ -561,7 +571,8 @@ def test_format_report_lists_failures_and_extras(tmp_path):
     assert "source: ibl-brainwide-map (ibl); file kind: processed" in text
     assert "FAIL         processing/behavior/wheel_position" in text
     assert "extra        processing/behavior/lick_piezo [TimeSeries]" in text
-    assert "not present  units" in text
+    assert "pass         units" in text
+    assert "not present  processing/behavior/running_speed" not in text  # absent for IBL: not listed
     assert "nwbinspector: not run" in text
     assert text.rstrip().endswith("result: FAILED (1 object(s) do not conform)")
 

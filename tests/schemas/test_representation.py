@@ -69,7 +69,7 @@ def test_yaml_is_package_data_and_loads():
     resource = files("nwbridge.schemas").joinpath("representation.yaml")
     assert resource.is_file()
     raw = yaml.safe_load(resource.read_text(encoding="utf-8"))
-    assert str(raw["version"]) == REPRESENTATION_VERSION == "0.1.0"
+    assert str(raw["version"]) == REPRESENTATION_VERSION == "0.2.0"
     assert raw["changelog"][0]["version"] == REPRESENTATION_VERSION
 
 
@@ -199,7 +199,7 @@ def test_examples_match_their_patterns(representation):
 def test_presence_rules(representation):
     objects = {obj["location"]: obj for _, obj in iter_objects(representation)}
     electrodes = objects["general/extracellular_ephys/electrodes"]
-    assert presence_for(electrodes, source="ibl", file_kind="processed") == "optional"
+    assert presence_for(electrodes, source="ibl", file_kind="processed") == "required"
     assert presence_for(electrodes, source="ibl", file_kind="raw") == "required"
     assert presence_for(objects["units"], source="allen", file_kind="raw") == "absent"
     assert presence_for(objects["processing/behavior/running_speed"], source=None) == "optional"

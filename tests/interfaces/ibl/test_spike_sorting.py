@@ -205,3 +205,16 @@ def test_group_by_cluster_is_the_stable_argsort(dtype):
     order = group_by_cluster(clusters, np.bincount(clusters, minlength=40))
     np.testing.assert_array_equal(order, np.argsort(clusters, kind="stable"))
     assert order.dtype == np.uint32
+
+
+def test_two_probe_session_passes_check_and_nwbinspector(two_probes, tmp_path):
+    from nwbridge.schemas.checker import check_file, inspect_file
+
+    (path,) = nwbridge.convert_ibl_session(two_probes, tmp_path, progress=False)
+    report = check_file(path)
+    assert report.conformance_ok, [result.messages for result in report.failures]
+    for name in ("units", "general/extracellular_ephys/electrodes"):
+        assert report.result(name).status == "pass"
+    severe = [message for message in inspect_file(path)
+              if message.importance.name in ("CRITICAL", "ERROR", "PYNWB_VALIDATION")]
+    assert severe == []
