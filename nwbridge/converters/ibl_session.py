@@ -159,7 +159,7 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
                     placed.append(target)
                 place_file(source, target)
             bar.set_postfix_str("writing")
-            write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite)
+            write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite, progress=progress)
             bar.update()
         except BaseException:
             for target in placed:

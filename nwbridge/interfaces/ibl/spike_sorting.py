@@ -5,7 +5,8 @@ grouped by cluster with one counting sort of ``spikes.clusters``, which keeps ea
 spikes in time order; the units table's ``spike_times`` is
 then that permutation applied to ``spikes.times``, produced in blocks while the file is written
 (:class:`~nwbridge.parallel_writing.BlockSource`) and compressed on every core. The per-unit
-columns are whole arrays. Memory stays near the size of one probe's spike arrays.
+columns are whole arrays. Memory stays near the size of one probe's spike arrays: spike arrays
+are memory-mapped and released probe by probe.
 
 Units are ordered probe by probe (sorted by name), cluster index ascending; the units ``id`` is
 that running number, unique across probes; ``source_cluster_id`` is the cluster index within its
@@ -195,15 +196,18 @@ class ProbeSorting:
                     f"clusters (clusters.channels.npy); largest index {largest}")
         return np.bincount(clusters, minlength=n_clusters)
 
-    @cached_property
     def order(self) -> np.ndarray:
         """Permutation grouping the spikes by cluster, each cluster's spikes in time order."""
         return group_by_cluster(np.asarray(self.spike_array("clusters")), self.spike_counts)
 
     def grouped_blocks(self, attribute: str, *, scale: float | None = None):
-        """Blocks of a ``spikes.<attribute>`` array in the cluster-grouped order."""
+        """Blocks of a ``spikes.<attribute>`` array in the cluster-grouped order.
+
+        The permutation is recomputed for every array rather than kept: it takes a fraction of a
+        second, and keeping one per probe would hold 4 bytes per spike of every probe at once.
+        """
         values = self.spike_array(attribute)
-        order = self.order
+        order = self.order()
         for start in range(0, len(order), BLOCK_SPIKES):
             block = values[order[start:start + BLOCK_SPIKES]]
             yield block * block.dtype.type(scale) if scale is not None else block
