@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - isal is a dependency; zlib is the slower fallback
     isal_zlib = None
 
-__all__ = ["BlockSource", "DeferredDataset", "compress_chunk", "defer_block_sources", "fill_deferred",
+__all__ = ["BlockSource", "SharedBlocks", "DeferredDataset", "compress_chunk", "defer_block_sources", "fill_deferred",
            "default_workers"]
 
 # About 2 MB per chunk: large enough for a good ratio, small enough that reading one unit's
@@ -52,12 +52,25 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+class SharedBlocks:
+    """One source of blocks feeding several datasets, read once when nwbridge writes them.
+
+    Parameters
+    ----------
+    blocks : callable
+        Returns a new iterator of blocks (numpy arrays along axis 0) each time it is called.
+    """
+
+    def __init__(self, blocks: Callable[[], Iterator[np.ndarray]]):
+        self.blocks = blocks
+
+
 class BlockSource(AbstractDataChunkIterator):
     """A large array produced in consecutive blocks along its first axis.
 
     Parameters
     ----------
-    blocks : callable
+    blocks : callable, optional
         Returns a new iterator of numpy arrays each time it is called; concatenated along axis 0
         they form the whole array. Called once per write, so the data are never all in memory.
     shape : tuple of int
@@ -65,11 +78,18 @@ class BlockSource(AbstractDataChunkIterator):
     dtype : numpy.dtype
     chunk_rows : int, optional
         Rows per HDF5 chunk (chunks span every other axis); by default about 2 MB per chunk.
+    shared, select : SharedBlocks and callable, optional
+        Instead of ``blocks``: this dataset is ``select(block)`` of every block of ``shared``.
     """
 
-    def __init__(self, blocks: Callable[[], Iterator[np.ndarray]], *, shape: tuple[int, ...], dtype,
-                 chunk_rows: int | None = None):
-        self.blocks = blocks
+    def __init__(self, blocks: Callable[[], Iterator[np.ndarray]] | None = None, *, shape: tuple[int, ...], dtype,
+                 chunk_rows: int | None = None, shared: SharedBlocks | None = None,
+                 select: Callable[[np.ndarray], np.ndarray] | None = None):
+        if (blocks is None) == (shared is None):
+            raise ValueError("give either blocks, or shared blocks with a select function")
+        self.shared = shared
+        self.select = select
+        self.blocks = blocks if blocks is not None else (lambda: (select(block) for block in shared.blocks()))
         self.shape = tuple(int(n) for n in shape)
         self._dtype = np.dtype(dtype)
         row_bytes = self._dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
@@ -184,6 +204,9 @@ def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None
                   progress: Callable[[int], None] | None = None) -> None:
     """Compress and store every chunk of the deferred datasets, compressing on ``workers`` threads.
 
+    Datasets cut from one :class:`SharedBlocks` (the voltage and sync channels of a recording) are
+    filled together, in one pass over their source.
+
     Parameters
     ----------
     deferred : list of DeferredDataset
@@ -196,54 +219,77 @@ def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None
         Called with the number of bytes (uncompressed) of every chunk stored.
     """
     workers = workers or default_workers()
+    if any(item.data_io.dataset is None for item in deferred):
+        raise RuntimeError("fill_deferred called before the file was written")
+    groups: dict[int, list[DeferredDataset]] = {}
+    for item in deferred:
+        key = id(item.source.shared) if item.source.shared is not None else id(item)
+        groups.setdefault(key, []).append(item)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for item in deferred:
-            dataset = item.data_io.dataset
-            source = item.source
-            if dataset is None:
-                raise RuntimeError("fill_deferred called before the file was written")
+        for members in groups.values():
+            shared = members[0].source.shared
+            chunkers = [_Chunker(item.source) for item in members]
             # Bounded number of chunks in flight, so memory stays a few chunks per thread.
             pending: deque = deque()
-            for offset, chunk in _chunks(source):
-                pending.append((offset, chunk.nbytes, pool.submit(compress_chunk, chunk, level=level)))
+            blocks = shared.blocks() if shared is not None else members[0].source.blocks()
+            for block in blocks:
+                for item, chunker in zip(members, chunkers):
+                    part = item.source.select(block) if shared is not None else block
+                    for offset, chunk in chunker.push(part):
+                        pending.append((item.data_io.dataset, offset, chunk.nbytes,
+                                        pool.submit(compress_chunk, chunk, level=level)))
                 while len(pending) > 2 * workers:
-                    _store(dataset, pending.popleft(), progress)
+                    _store(pending.popleft(), progress)
+            for item, chunker in zip(members, chunkers):
+                for offset, chunk in chunker.finish():
+                    pending.append((item.data_io.dataset, offset, chunk.nbytes,
+                                    pool.submit(compress_chunk, chunk, level=level)))
             while pending:
-                _store(dataset, pending.popleft(), progress)
+                _store(pending.popleft(), progress)
 
 
-def _store(dataset, item, progress) -> None:
-    offset, size, future = item
+def _store(item, progress) -> None:
+    dataset, offset, size, future = item
     dataset.id.write_direct_chunk(offset, future.result(), filter_mask=0)
     if progress is not None:
         progress(size)
 
 
-def _chunks(source: BlockSource):
-    """Full chunks of ``source`` with their offsets, cut from its blocks whatever their sizes."""
-    rows = source.chunk_shape[0]
-    zeros = (0,) * (len(source.shape) - 1)
-    buffer: list[np.ndarray] = []
-    buffered = 0
-    start = 0
-    for block in source.blocks():
-        block = np.asarray(block, dtype=source.dtype)
+class _Chunker:
+    """Cuts the blocks of one dataset, whatever their sizes, into full HDF5 chunks with their offsets."""
+
+    def __init__(self, source: BlockSource):
+        self.source = source
+        self.rows = source.chunk_shape[0]
+        self.zeros = (0,) * (len(source.shape) - 1)
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.start = 0
+
+    def push(self, block) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        block = np.asarray(block, dtype=self.source.dtype)
+        chunks = []
         while len(block):
-            take = min(rows - buffered, len(block))
-            buffer.append(block[:take])
-            buffered += take
+            take = min(self.rows - self.buffered, len(block))
+            self.buffer.append(block[:take])
+            self.buffered += take
             block = block[take:]
-            if buffered == rows:
-                yield (start, *zeros), _join(buffer)
-                start += rows
-                buffer, buffered = [], 0
-    if start + buffered != source.shape[0]:
-        raise ValueError(f"the blocks gave {start + buffered} rows, the dataset declared {source.shape[0]}")
-    if buffered:
+            if self.buffered == self.rows:
+                chunks.append(((self.start, *self.zeros), _join(self.buffer)))
+                self.start += self.rows
+                self.buffer, self.buffered = [], 0
+        return chunks
+
+    def finish(self) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        total = self.start + self.buffered
+        if total != self.source.shape[0]:
+            raise ValueError(f"the blocks gave {total} rows, the dataset declared {self.source.shape[0]}")
+        if not self.buffered:
+            return []
         # HDF5 stores an edge chunk at full size; the rows past the end are never read.
-        chunk = np.zeros(source.chunk_shape, dtype=source.dtype)
-        chunk[:buffered] = _join(buffer)
-        yield (start, *zeros), chunk
+        chunk = np.zeros(self.source.chunk_shape, dtype=self.source.dtype)
+        chunk[:self.buffered] = _join(self.buffer)
+        return [((self.start, *self.zeros), chunk)]
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:

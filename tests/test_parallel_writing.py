@@ -80,3 +80,27 @@ def test_blocks_that_do_not_add_up_are_an_error(tmp_path):
     with pytest.raises(ValueError, match="the blocks gave 5 rows, the dataset declared 10"):
         write_nwbfile_atomically(nwbfile, tmp_path / "bad.nwb")
     assert not list(tmp_path.iterdir())
+
+
+def test_shared_blocks_fill_several_datasets_in_one_pass(tmp_path):
+    from nwbridge.parallel_writing import SharedBlocks
+
+    recording = np.random.default_rng(3).integers(-1000, 1000, size=(7_001, 5), dtype=np.int16)
+    passes = []
+
+    def blocks():
+        passes.append(1)
+        for start in range(0, len(recording), 3000):
+            yield recording[start:start + 3000]
+
+    shared = SharedBlocks(blocks)
+    nwbfile = new_file()
+    nwbfile.add_acquisition(TimeSeries(name="voltage", unit="V", rate=30000.0, data=BlockSource(
+        shape=(7_001, 4), dtype=np.int16, shared=shared, select=lambda block: block[:, :4], chunk_rows=1000)))
+    nwbfile.add_acquisition(TimeSeries(name="sync", unit="n.a.", rate=30000.0, data=BlockSource(
+        shape=(7_001,), dtype=np.int16, shared=shared, select=lambda block: block[:, 4])))
+    path = write_nwbfile_atomically(nwbfile, tmp_path / "shared.nwb", workers=2)
+    assert len(passes) == 1
+    with h5py.File(path, "r") as file:
+        np.testing.assert_array_equal(file["acquisition/voltage/data"][:], recording[:, :4])
+        np.testing.assert_array_equal(file["acquisition/sync/data"][:], recording[:, 4])
