@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from copy import deepcopy
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from neuroconv.tools.nwb_helpers import make_nwbfile_from_metadata
 from neuroconv.utils import dict_deep_update
 from tqdm.auto import tqdm
 
-from ..errors import MissingMetadataError, SourceFileError
+from ..errors import MissingMetadataError, MissingSourceFileError, SourceFileError
 from ..interfaces.ibl import PROCESSED_INTERFACES
 from ..interfaces.ibl.alf import AlfSession
+from ..interfaces.ibl.raw_ephys import IblRawEphysInterface
 from ..interfaces.ibl.session import ALYX_METADATA_FILE
 from ..provenance import IBL_DATASET, file_identifier, output_path
 from ..writing import write_nwbfile_atomically
@@ -89,15 +91,17 @@ def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
 
 
 def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, metadata: dict | str | Path | None = None,
-                        overwrite: bool = False, revision: str | None = None, progress: bool = True) -> list[Path]:
-    """Convert one IBL session folder into the processed NWB file of the shared representation.
+                        overwrite: bool = False, revision: str | None = None, raw: bool = False,
+                        workers: int | None = None, progress: bool = True) -> list[Path]:
+    """Convert one IBL session folder into the NWB files of the shared representation.
 
     Parameters
     ----------
     session_path : str or Path
         ``<root>/<lab>/Subjects/<subject>/<YYYY-MM-DD>/<NNN>``, as the ONE API downloads it.
     output_dir : str or Path
-        Dandiset folder; the file goes to ``sub-<subject>/sub-<subject>_ses-<eid>_desc-processed_behavior+ecephys.nwb``.
+        Dandiset folder; the files go to ``sub-<subject>/sub-<subject>_ses-<eid>_desc-processed_behavior+ecephys.nwb``
+        and, with ``raw``, ``sub-<subject>/sub-<subject>_ses-<eid>_desc-raw_ecephys.nwb``.
     metadata : dict, str or Path, optional
         Metadata overriding or completing what the session provides (neuroconv layout: ``NWBFile``,
         ``Subject``), as a dictionary or a YAML/JSON file.
@@ -105,8 +109,12 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
         Replace existing output files.
     revision : str, optional
         ALF revision to convert; by default the newest revision of every dataset.
+    raw : bool, default: False
+        Also write the raw file: the AP and LF voltage of every probe, streamed from the ``.cbin`` files.
+    workers : int, optional
+        Threads for decompression and compression; default every core.
     progress : bool, default: True
-        Show a progress bar.
+        Show progress bars.
 
     Returns
     -------
@@ -115,24 +123,47 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
     """
     session_path = Path(session_path)
     session = AlfSession(session_path, revision=revision)
-    interface_classes = [cls for cls in PROCESSED_INTERFACES if cls.is_available(session)]
-    interfaces = {cls.__name__: cls(session_path=session_path, revision=revision) for cls in interface_classes}
-    converter = ConverterPipe(data_interfaces=interfaces)
-
-    merged = converter.get_metadata()
+    interfaces = {cls.__name__: cls(session_path=session_path, revision=revision)
+                  for cls in PROCESSED_INTERFACES if cls.is_available(session)}
+    merged = ConverterPipe(data_interfaces=interfaces).get_metadata()
     if metadata is not None:
         user = metadata if isinstance(metadata, dict) else load_user_metadata(metadata)
         merged = dict_deep_update(merged, user)
     check_dandi_metadata(merged, source_hint=str(session_path / ALYX_METADATA_FILE))
-    # Derived from the final session id, which the user's metadata may have supplied.
-    merged["NWBFile"]["identifier"] = file_identifier(IBL_DATASET, merged["NWBFile"]["session_id"], "processed")
 
-    destination = output_path(output_dir, subject=merged["Subject"]["subject_id"],
-                              session=merged["NWBFile"]["session_id"], description="processed",
-                              modalities="behavior+ecephys")
-    if destination.exists() and not overwrite:
-        raise FileExistsError(f"{destination} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    subject, session_id = merged["Subject"]["subject_id"], merged["NWBFile"]["session_id"]
+    files = {"processed": (output_path(output_dir, subject=subject, session=session_id, description="processed",
+                                       modalities="behavior+ecephys"), interfaces)}
+    if raw:
+        if not IblRawEphysInterface.is_available(session):
+            raise MissingSourceFileError(session_path / "raw_ephys_data",
+                                         "no raw electrophysiology (.cbin or .bin with its .meta) in the session")
+        files["raw"] = (output_path(output_dir, subject=subject, session=session_id, description="raw",
+                                    modalities="ecephys"),
+                        {"IblSessionInterface": interfaces["IblSessionInterface"],
+                         "IblRawEphysInterface": IblRawEphysInterface(session_path=session_path, revision=revision,
+                                                                      workers=workers)})
+    existing = [str(destination) for destination, _ in files.values() if destination.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{' and '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'}; "
+                              "pass overwrite=True (CLI: --overwrite) to replace")
 
+    label = f"{session.subject} {session.date} #{session.number:03d}"
+    steps = sum(len(chosen) + 1 for _, chosen in files.values())
+    written = []
+    with tqdm(total=steps, desc=label, unit="step", disable=not progress, leave=False) as bar:
+        for kind, (destination, chosen) in files.items():
+            file_metadata = deepcopy(merged)
+            # Derived from the final session id, which the user's metadata may have supplied.
+            file_metadata["NWBFile"]["identifier"] = file_identifier(IBL_DATASET, session_id, kind)
+            written.append(_write_file(chosen, file_metadata, destination, overwrite=overwrite, workers=workers,
+                                       progress=progress, bar=bar))
+    return written
+
+
+def _write_file(interfaces: dict, metadata: dict, destination: Path, *, overwrite: bool, workers: int | None,
+                progress: bool, bar) -> Path:
+    """One NWB file from ``interfaces``, written atomically, with its videos placed beside it."""
     # Videos travel with the NWB file: DANDI wants them beside it, referenced by a relative path.
     video_folder = destination.with_suffix("")
     videos = {}
@@ -143,29 +174,26 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
                   for camera, source in cameras.video_files().items()}
         conversion_options["IblCamerasInterface"] = {"external_files": {
             camera: target.relative_to(destination.parent).as_posix() for camera, (_, target) in videos.items()}}
-
-    label = f"{session.subject} {session.date} #{session.number:03d}"
     placed = []
-    with tqdm(total=len(interfaces) + 1, desc=label, unit="step", disable=not progress, leave=False) as bar:
-        try:
-            nwbfile = make_nwbfile_from_metadata(metadata=merged)
-            for name, interface in interfaces.items():
-                bar.set_postfix_str(interface.display_name or name)
-                interface.add_to_nwbfile(nwbfile, metadata=merged, **conversion_options.get(name, {}))
-                bar.update()
-            for source, target in videos.values():
-                # On failure only new videos are removed: an existing one belongs to a finished conversion.
-                if not target.exists():
-                    placed.append(target)
-                place_file(source, target)
-            bar.set_postfix_str("writing")
-            write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite, progress=progress)
+    try:
+        nwbfile = make_nwbfile_from_metadata(metadata=metadata)
+        for name, interface in interfaces.items():
+            bar.set_postfix_str(interface.display_name or name)
+            interface.add_to_nwbfile(nwbfile, metadata=metadata, **conversion_options.get(name, {}))
             bar.update()
-        except BaseException:
-            for target in placed:
-                target.unlink(missing_ok=True)
-            raise
-    return [destination]
+        for source, target in videos.values():
+            # On failure only new videos are removed: an existing one belongs to a finished conversion.
+            if not target.exists():
+                placed.append(target)
+            place_file(source, target)
+        bar.set_postfix_str(f"writing {destination.name}")
+        write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite, workers=workers, progress=progress)
+        bar.update()
+    except BaseException:
+        for target in placed:
+            target.unlink(missing_ok=True)
+        raise
+    return destination
 
 
 def place_file(source: Path, target: Path) -> Path:

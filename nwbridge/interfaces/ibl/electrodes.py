@@ -109,12 +109,13 @@ class ElectrodeGeometryWarning(UserWarning):
     """The SpikeGLX meta and the ALF files place a channel at different positions on the probe."""
 
 
-@lru_cache(maxsize=1)
 def _atlas():
-    """The Allen atlas at 25 µm, built once per process (about 1 s and 180 MB).
+    """The Allen atlas at 25 µm.
 
     ``mock=True`` builds the volume geometry without downloading the annotation and template
-    images: ``xyz2ccf`` uses only the grid (bregma position, resolution, axis directions).
+    images: ``xyz2ccf`` uses only the grid (bregma position, resolution, axis directions). It is
+    built for each use, not kept: it takes 0.05 s but holds about 190 MB, which would otherwise
+    stay in memory while the large datasets are written.
     """
     from iblatlas.atlas import AllenAtlas
 
