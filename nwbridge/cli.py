@@ -31,10 +31,13 @@ def convert():
 @click.option("--metadata", "metadata_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML or JSON metadata completing the session's (sections NWBFile, Subject).")
 @click.option("--revision", help="ALF revision to convert (default: the newest of every dataset).")
+@click.option("--raw", is_flag=True,
+              help="Also write the raw file (AP and LF voltage of every probe, streamed from the .cbin files).")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads for (de)compression (default: every core).")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist (default: skip them).")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of unexpected errors.")
-def convert_ibl(session_paths, output_dir, metadata_file, revision, overwrite, progress, debug):
+def convert_ibl(session_paths, output_dir, metadata_file, revision, raw, workers, overwrite, progress, debug):
     """Convert IBL session folders (SESSION_PATHS, as the ONE API downloads them)."""
     from .converters.ibl_session import convert_ibl_session
     from .summary import RunSummary, describe_nwbfile
@@ -43,7 +46,7 @@ def convert_ibl(session_paths, output_dir, metadata_file, revision, overwrite, p
     for session_path in session_paths:
         try:
             written = convert_ibl_session(session_path, output_dir, metadata=metadata_file, overwrite=overwrite,
-                                          revision=revision, progress=progress)
+                                          revision=revision, raw=raw, workers=workers, progress=progress)
         except FileExistsError as error:
             summary.skipped.append((str(session_path), str(error)))
             continue

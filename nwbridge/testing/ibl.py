@@ -31,6 +31,7 @@ import yaml
 # The labs the Alyx records of a generated session describe: the same table the converter falls back on.
 from ..interfaces.ibl.session import IBL_LABS
 from .ibl_ephys import check_ephys_arguments, write_probes
+from .ibl_raw import check_raw_arguments, check_raw_duration, write_raw_ephys
 
 __all__ = ["IBL_LABS", "make_ibl_session"]
 
@@ -98,7 +99,8 @@ _RFM_HOLD_FRAMES = 6  # each sparse-noise pattern stays up for 100 ms
 # seconds each replayed event lasts: Gabor patch, valve opening, tone, white noise
 _EVENT_DURATION_S = {"G": 0.3, "V": 0.06, "T": 0.1, "N": 0.5}
 
-_STREAMS = ("session", "trials", "passive", "wheel", "licks", "cameras", "uuids", "ephys")
+# New streams go at the end: the first ones stay as they were.
+_STREAMS = ("session", "trials", "passive", "wheel", "licks", "cameras", "uuids", "ephys", "raw")
 
 
 def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10", number=1,
@@ -107,14 +109,15 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
                      legacy_trials=False, uuid_extras=False, videos=False, alyx_metadata=True,
                      sex="M", birth_date="2020-11-02", probes=("probe00", "probe01"), probe_type="3B",
                      n_units=None, n_spikes=None, sorter="pykilosort", cluster_dtype=None,
-                     seed=0) -> Path:
+                     raw_ephys=False, raw_duration_s=None, raw_format="cbin", seed=0) -> Path:
     """Write a realistic IBL Brain Wide Map session in the ONE cache layout.
 
     The session goes to ``<root>/<lab>/Subjects/<subject>/<date>/<NNN>/`` and holds the
     trials, wheel, wheel movements, licks, cameras (times, DLC and Lightning Pose tables,
     pupil features, motion energy), the passive protocol, the Neuropixels probes (spike
     sorting, channels and electrode sites with their brain regions, SpikeGLX metadata and
-    clock mapping; see `nwbridge.testing.ibl_ephys`), the experiment description and,
+    clock mapping; see `nwbridge.testing.ibl_ephys`; optionally their raw data, see
+    `nwbridge.testing.ibl_raw`), the experiment description and,
     optionally, the session's Alyx metadata. The session clock runs from 0 to
     ``duration_s``: the task starts a few seconds in, the passive protocol follows it.
 
@@ -180,6 +183,23 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
     cluster_dtype : numpy dtype, optional
         dtype of ``spikes.clusters``: ``np.uint16`` or ``np.uint32``. By default uint16 when
         there are fewer than 65536 clusters, as in IBL files, else uint32.
+    raw_ephys : bool
+        Also write every probe's raw SpikeGLX data next to its metas: the AP band and the LF
+        band (2.5 kHz; for NP2 probes the one the IBL's NP2 converter extracts), int16,
+        ``nSavedChans`` channels with the sync word last. They hold ~10 µV rms noise, the
+        sorted spikes (each cluster's template at its spikes' samples, AP band), LFP-like
+        1/f and theta activity shared by neighbouring channels (LF band, and the full-band AP
+        of NP2 probes) and a 1 Hz square wave on bit 6 of the sync word, following the
+        ``.timestamps.npy`` clock. The metas' ``fileSizeBytes`` and ``fileTimeSecs`` are set to
+        match the data. Made chunk by chunk on a few threads, in bounded memory: about 10 s
+        per 100 s of NP1 AP band on two cores.
+    raw_duration_s : float, optional
+        Seconds of raw data per probe, from its first sample; at most ``duration_s``. By
+        default the whole recording, which starts before the session clock's zero and ends
+        after the session (an hour of AP band is 83 GB uncompressed).
+    raw_format : {"cbin", "bin"}
+        ``"cbin"``: mtscomp-compressed ``.cbin`` plus its ``.ch`` header, as the IBL releases
+        them (~1 s chunks, time difference, deflate); ``"bin"``: plain SpikeGLX ``.bin``.
     seed : int
         Seed of every random draw.
 
@@ -201,6 +221,7 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
     cameras, pose = tuple(cameras), tuple(pose)
     _check_arguments(lab, subject, number, n_trials, duration_s, cameras, pose, revision)
     ephys = check_ephys_arguments(probes, probe_type, n_units, n_spikes, sorter, cluster_dtype)
+    raw = check_raw_arguments(raw_ephys, raw_duration_s, raw_format)
     number, n_trials = int(number), int(n_trials)
     eid = _check_eid(eid) if eid is not None else str(
         uuid.uuid5(uuid.NAMESPACE_URL, f"nwbridge-testing/{lab}/{subject}/{date}/{number}/{seed}"))
@@ -215,6 +236,7 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
     task = _simulate_task(rngs["trials"], n_trials, task_start)
     replay = _replay_sequence(rngs["passive"]) if passive else None
     plan, duration = _plan_session(task.end, replay, duration_s, lead_s, tail_s, n_trials)
+    check_raw_duration(raw, duration)
 
     wheel = _simulate_wheel(rngs["wheel"], task, duration)
     valve_on = plan.events["on"][plan.events["kind"] == "V"] if plan is not None else np.empty(0)
@@ -238,6 +260,9 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
         _write_revision(alf / f"#{revision}#", task.trials, wheel, legacy=legacy_trials)
     insertions = write_probes(rngs["ephys"], session_path, ephys, duration=duration, eid=eid,
                               revision=revision)
+    if raw is not None:  # reads the spike sorting: before the UUID extras rename it
+        write_raw_ephys(rngs["raw"], session_path, [insertion["name"] for insertion in insertions],
+                        ephys.sorter, raw)
     if uuid_extras:
         _add_uuid_extras(rngs["uuids"], alf)
 
