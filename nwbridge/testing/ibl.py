@@ -190,8 +190,8 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
         sorted spikes (each cluster's template at its spikes' samples, AP band), LFP-like
         1/f and theta activity shared by neighbouring channels (LF band, and the full-band AP
         of NP2 probes) and a 1 Hz square wave on bit 6 of the sync word, following the
-        ``.timestamps.npy`` clock. The metas' ``fileSizeBytes`` and ``fileTimeSecs`` are set to
-        match the data. Made chunk by chunk on a few threads, in bounded memory: about 10 s
+        ``.timestamps.npy`` clock. The metas' ``fileSizeBytes``, ``fileTimeSecs`` and
+        ``fileSHA1`` are set to match the data. Made chunk by chunk on a few threads, in bounded memory: about 10 s
         per 100 s of NP1 AP band on two cores.
     raw_duration_s : float, optional
         Seconds of raw data per probe, from its first sample; at most ``duration_s``. By

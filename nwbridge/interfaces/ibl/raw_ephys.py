@@ -210,11 +210,17 @@ class RawRecording:
 
     @cached_property
     def volts_per_bit(self) -> np.ndarray:
-        """Volts per ADC unit of each voltage channel (ibl-neuropixel's reading of the gains)."""
+        """Volts per ADC unit of each voltage channel, from ibl-neuropixel's reading of the gains.
+
+        ibl-neuropixel returns float32 factors; the gains are whole numbers, so each factor is
+        recomputed in float64 as ADC range / max int / gain, with the gain recovered from it.
+        """
         import spikeglx
 
-        conversion = spikeglx._conversion_sample2v_from_meta(self.meta)[self.band]
-        return np.asarray(conversion, dtype=np.float64)[self.voltage_channels]
+        conversion = np.asarray(spikeglx._conversion_sample2v_from_meta(self.meta)[self.band], dtype=np.float64)
+        int_to_volts = float(self.meta["imAiRangeMax"]) / float(spikeglx._get_max_int_from_meta(self.meta))
+        gains = np.round(int_to_volts / conversion[self.voltage_channels])
+        return int_to_volts / gains
 
     def blocks(self, *, workers: int):
         """The recording, (samples x saved channels) int16, in order; decompressed on ``workers`` threads."""
