@@ -191,10 +191,11 @@ def make_ibl_session(root, *, lab="cortexlab", subject="KS055", date="2021-05-10
         1/f and theta activity shared by neighbouring channels (LF band, and the full-band AP
         of NP2 probes) and a 1 Hz square wave on bit 6 of the sync word, following the
         ``.timestamps.npy`` clock. The metas' ``fileSizeBytes``, ``fileTimeSecs`` and
-        ``fileSHA1`` are set to match the data. Made chunk by chunk on a few threads, in bounded memory: about 10 s
-        per 100 s of NP1 AP band on two cores.
+        ``fileSHA1`` are set to match the data. Made ~1 s chunk by chunk on up to four
+        threads, in a few hundred MB whatever the duration: 100 s of an NP1 probe (AP and LF bands,
+        compressed to ~1 GB) take ~11 s on two cores.
     raw_duration_s : float, optional
-        Seconds of raw data per probe, from its first sample; at most ``duration_s``. By
+        Seconds of raw data per probe, from its first sample; at most the session's length. By
         default the whole recording, which starts before the session clock's zero and ends
         after the session (an hour of AP band is 83 GB uncompressed).
     raw_format : {"cbin", "bin"}

@@ -10,7 +10,8 @@ hash of the uncompressed data, as SpikeGLX writes it) of the meta to match.
 
 Content, in ADC units of each channel (the gains come from the meta through ibl-neuropixel):
 
-- white Gaussian noise of ~10 µV rms on every channel (drawn through a quantile table);
+- white Gaussian noise of ~10 µV rms on every channel (drawn through a quantile table), on a
+  constant ADC offset per channel (normal, 100 ADC units sd), as real recordings have;
 - the sorted spikes: each spike of ``spikes.samples`` is its cluster's template
   (``clusters.waveforms``, V, on ``clusters.waveformsChannels``), scaled to the spike's own
   amplitude (``spikes.amps / clusters.amps``), with the template's trough at the spike sample;
@@ -68,6 +69,8 @@ CHUNK_DURATION_S = 1.0  # as the IBL compresses (mtscomp's default)
 COMPRESSION_LEVEL = 1  # ISA-L level: 0..3
 
 _NOISE_RMS_V = 10e-6
+_OFFSET_SD_UNITS = 100.0  # spread of the per-channel ADC offsets, in ADC units
+_OFFSET_STREAM = 1 << 40  # a child seed no chunk index reaches
 _LUT_BITS = 16  # noise quantile table of 65536 entries: tails cut at 4.3 sd
 _MAX_THREADS = 4  # each thread holds two or three chunks' worth (~23 MB each for AP) at a time
 _BLOCK_ROWS = 2048  # samples made at once inside a chunk
@@ -155,7 +158,8 @@ def write_raw_ephys(rng, session_path: Path, folders, sorter: str, options: RawO
             bands.append(("lf", LF_DECIMATION, lf_meta_path, spikeglx.read_meta_data(lf_meta_path)))
         for key, (band, decimation, meta_path, meta) in enumerate(bands, start=1):
             n_samples = -(-n_ap // decimation)
-            source = _BandSource(probe, band, meta, decimation, n_samples, _child(folder_seq, key))
+            source = _BandSource(probe, band, meta, decimation, n_samples, _child(folder_seq, key),
+                                 _child(folder_seq, _OFFSET_STREAM))
             data_path = meta_path.with_suffix(f".{options.file_format}")
             write = _write_bin if options.file_format == "bin" else _write_cbin
             sha1 = write(source, data_path, options.n_threads)
@@ -280,7 +284,7 @@ class _BandSource:
     """Generates the chunks of one band of one probe (int16, samples x channels, C order)."""
 
     def __init__(self, probe: _Probe, band: str, meta, decimation: int, n_samples: int,
-                 seed_seq: np.random.SeedSequence):
+                 seed_seq: np.random.SeedSequence, offset_seq: np.random.SeedSequence):
         self.probe, self.band, self.decimation = probe, band, decimation
         self.seed_seq = seed_seq
         self.fs = float(spikeglx._get_fs_from_meta(meta))
@@ -297,6 +301,11 @@ class _BandSource:
         # Noise: a quantile table of the normal law in ADC units, indexed by random 16-bit words.
         quantiles = ndtri((np.arange(1 << _LUT_BITS) + 0.5) / (1 << _LUT_BITS))
         self.noise_table = np.rint(quantiles * (_NOISE_RMS_V / np.median(volts))).astype(np.int16)
+        # Real recordings carry a constant ADC offset per channel: it shapes how the data compress
+        # (with shuffle, the high bytes of a channel become nearly constant).
+        # Drawn per probe, not per band: both bands see the same ADC (NP2's LF is taken from its AP).
+        offset_rng = np.random.default_rng(offset_seq)
+        self.offsets = np.rint(offset_rng.normal(0.0, _OFFSET_SD_UNITS, self.n_data)).astype(np.int16)
         self.with_lfp = band in _LFP_BANDS or "NP2" in str(meta.get("neuropixelVersion", ""))
         self.lfp_weights = (probe.lfp_weights_v / volts[None, :]).astype(np.float32)
         self.with_spikes = band == "ap"
@@ -326,6 +335,7 @@ class _BandSource:
                 signal = _matmul(latents[rows], self.lfp_weights)
                 signal += noise
                 data[rows, : self.n_data] = np.rint(signal, out=signal)
+        data[:, : self.n_data] += self.offsets
         data[:, self.sync_column] = self.probe.sync_bit(ap_samples).astype(np.int16) << SYNC_BIT
         data[:, self.sync_column + 1:] = 0
         if self.with_spikes:

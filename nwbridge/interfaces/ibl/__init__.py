@@ -8,6 +8,7 @@ from .motion_energy import IblMotionEnergyInterface
 from .passive import IblPassiveInterface
 from .pose import IblPoseInterface
 from .pupil import IblPupilInterface
+from .raw_ephys import IblRawEphysInterface
 from .rewards import IblRewardsInterface
 from .session import IblSessionInterface
 from .spike_sorting import IblSortingInterface
@@ -31,4 +32,4 @@ PROCESSED_INTERFACES = [
     IblMotionEnergyInterface,
 ]
 
-__all__ = [cls.__name__ for cls in PROCESSED_INTERFACES] + ["PROCESSED_INTERFACES"]
+__all__ = [cls.__name__ for cls in PROCESSED_INTERFACES] + ["IblRawEphysInterface", "PROCESSED_INTERFACES"]
