@@ -59,10 +59,18 @@ class SharedBlocks:
     ----------
     blocks : callable
         Returns a new iterator of blocks (numpy arrays along axis 0) each time it is called.
+    uses_executor : bool, default: False
+        ``blocks`` takes the writer's thread pool (or None) as its argument, so that the work of
+        producing the blocks shares the writer's ``workers`` threads instead of adding its own.
     """
 
-    def __init__(self, blocks: Callable[[], Iterator[np.ndarray]]):
+    def __init__(self, blocks: Callable[..., Iterator[np.ndarray]], *, uses_executor: bool = False):
         self.blocks = blocks
+        self.uses_executor = uses_executor
+
+    def iterate(self, executor=None) -> Iterator[np.ndarray]:
+        """The blocks; a source that ``uses_executor`` does its own work (decompression) on ``executor``."""
+        return self.blocks(executor) if self.uses_executor else self.blocks()
 
 
 class BlockSource(AbstractDataChunkIterator):
@@ -89,7 +97,7 @@ class BlockSource(AbstractDataChunkIterator):
             raise ValueError("give either blocks, or shared blocks with a select function")
         self.shared = shared
         self.select = select
-        self.blocks = blocks if blocks is not None else (lambda: (select(block) for block in shared.blocks()))
+        self.blocks = blocks if blocks is not None else (lambda: (select(block) for block in shared.iterate()))
         self.shape = tuple(int(n) for n in shape)
         self._dtype = np.dtype(dtype)
         row_bytes = self._dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
@@ -231,7 +239,7 @@ def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None
             chunkers = [_Chunker(item.source) for item in members]
             # Bounded number of chunks in flight, so memory stays a few chunks per thread.
             pending: deque = deque()
-            blocks = shared.blocks() if shared is not None else members[0].source.blocks()
+            blocks = shared.iterate(pool) if shared is not None else members[0].source.blocks()
             for block in blocks:
                 for item, chunker in zip(members, chunkers):
                     part = item.source.select(block) if shared is not None else block
@@ -271,7 +279,15 @@ class _Chunker:
         chunks = []
         while len(block):
             take = min(self.rows - self.buffered, len(block))
-            self.buffer.append(block[:take])
+            if self.buffered == 0 and take == self.rows:
+                # A whole chunk inside the block: handed on as a view, no copy.
+                chunks.append(((self.start, *self.zeros), block[:take]))
+                self.start += self.rows
+                block = block[take:]
+                continue
+            # A piece waiting for the rest of its chunk is copied: a view would keep its whole
+            # block (a second of 385 channels for one sync column) alive until the chunk is full.
+            self.buffer.append(np.array(block[:take]))
             self.buffered += take
             block = block[take:]
             if self.buffered == self.rows:

@@ -155,3 +155,20 @@ def test_corrupt_chunk_leaves_no_partial_file(session, tmp_path):
     with pytest.raises(Exception):
         nwbridge.convert_ibl_session(session, tmp_path / "out", raw=True, progress=False)
     assert_no_raw_output(tmp_path / "out")
+
+
+def test_chunk_decoder_equals_mtscomp(session):
+    from nwbridge.interfaces.ibl.raw_ephys import _ChunkDecoder
+
+    cbin = next(session.rglob("*.ap.cbin"))
+    reader = mtscomp.Reader()
+    reader.open(cbin, cbin.with_suffix(".ch"))
+    decoder = _ChunkDecoder(cbin, cbin.with_suffix(".ch"))
+    try:
+        for chunk in range(reader.n_chunks):
+            offsets = reader.chunk_offsets
+            expected = reader.read_chunk(chunk, offsets[chunk], offsets[chunk + 1] - offsets[chunk])
+            np.testing.assert_array_equal(decoder.decode(chunk), expected)
+    finally:
+        decoder.close()
+        reader.close()
