@@ -22,20 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import measure, report
 
-def _peak_rss() -> int:
-    """This process's peak resident memory in bytes (VmHWM; not inherited from the parent, unlike ru_maxrss)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory is measured on Linux only")
 
 
 def run_nwbridge(session: Path, output: Path, *, workers: int | None) -> None:
@@ -88,17 +81,7 @@ def _child(arguments) -> None:
         run_nwbridge(session, output, workers=arguments.workers)
     seconds = time.perf_counter() - start
     shutil.rmtree(output.parent / "scratch", ignore_errors=True)
-    print(json.dumps({"seconds": seconds, "bytes": output.stat().st_size, "peak_rss": _peak_rss()}))
-
-
-def _measure(run: str, session: Path, output: Path, *, workers: int | None = None) -> dict:
-    command = [sys.executable, __file__, "--run", run, "--session", str(session), "--output", str(output)]
-    if workers:
-        command += ["--workers", str(workers)]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{run} failed (exit {completed.returncode})")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    report(seconds, output)
 
 
 def main() -> None:
@@ -138,7 +121,7 @@ def main() -> None:
     for label, run, workers in runs:
         output = workdir / f"{run}-{workers or 'default'}.nwb"
         print(f"Running {label} ...", flush=True)
-        results[label] = _measure(run, session, output, workers=workers)
+        results[label] = measure(__file__, run, session, output, workers=workers)
         output.unlink(missing_ok=True)
 
     mb = 1024 * 1024

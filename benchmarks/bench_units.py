@@ -21,14 +21,13 @@ table gives the ratios. Nothing here asserts a time: the numbers are for the rea
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from harness import measure, report
 
 
 def _new_nwbfile():
@@ -89,30 +88,7 @@ def _child(arguments) -> None:
     else:
         run_nwbridge(session, output, spike_features=arguments.run == "nwbridge+features",
                      workers=arguments.workers)
-    print(json.dumps({"seconds": time.perf_counter() - start, "bytes": output.stat().st_size,
-                      "peak_rss": _peak_rss()}))
-
-
-def _peak_rss() -> int:
-    """This process's peak resident memory in bytes (Linux VmHWM).
-
-    Not ``wait4``'s ``ru_maxrss``: that counts the memory of the parent the child was forked from
-    (the parent holds the generated session), so it would report the parent's size.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory is measured on Linux only")
-
-
-def _measure(run: str, session: Path, output: Path, *, workers: int | None = None) -> dict:
-    command = [sys.executable, __file__, "--run", run, "--session", str(session), "--output", str(output)]
-    if workers:
-        command += ["--workers", str(workers)]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{run} failed (exit {completed.returncode})")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    report(time.perf_counter() - start, output)
 
 
 def main() -> None:
@@ -151,7 +127,7 @@ def main() -> None:
     for label, run, workers in runs:
         output = workdir / f"{run}-{workers or 'all'}.nwb"
         print(f"Running {label} ...", flush=True)
-        results[label] = _measure(run, session, output, workers=workers)
+        results[label] = measure(__file__, run, session, output, workers=workers)
         output.unlink(missing_ok=True)
 
     mb = 1024 * 1024

@@ -63,6 +63,7 @@ class SessionClock:
     rate: float
     largest_deviation_s: float
     sync_points: int
+    tolerance_samples: float = CLOCK_TOLERANCE_SAMPLES
     samples: np.ndarray | None = None  # the sync points, when not linear
     seconds: np.ndarray | None = None
 
@@ -77,7 +78,7 @@ class SessionClock:
         if self.linear:
             return (f"Session clock: a straight line through the {self.sync_points} sync points of the probe's "
                     f"timestamps.npy (largest deviation {self.largest_deviation_s * 1e6:.3g} µs, within the "
-                    f"tolerance of {CLOCK_TOLERANCE_SAMPLES:g} sample period), stored as starting_time and rate.")
+                    f"tolerance of {self.tolerance_samples:g} sample period), stored as starting_time and rate.")
         return (f"Session clock: the probe's timestamps.npy interpolated linearly between its {self.sync_points} "
                 f"sync points, as the IBL does, stored as explicit timestamps (a single straight line would "
                 f"deviate by up to {self.largest_deviation_s * 1e6:.3g} µs).")
@@ -115,11 +116,11 @@ def session_clock(timestamps: np.ndarray, *, rate: float, path: Path,
     if (np.diff(samples) <= 0).any() or (np.diff(seconds) <= 0).any():
         raise SourceFileError(path, "sync points are not increasing")
     if len(samples) == 1:
-        return SessionClock(True, float(seconds[0] - samples[0] / rate), rate, 0.0, 1)
+        return SessionClock(True, float(seconds[0] - samples[0] / rate), rate, 0.0, 1, tolerance_samples)
     slope, intercept = np.polyfit(samples, seconds, 1)
     deviation = float(np.abs(intercept + slope * samples - seconds).max())
     linear = deviation <= tolerance_samples / rate
-    return SessionClock(linear, float(intercept), float(1.0 / slope), deviation, len(samples),
+    return SessionClock(linear, float(intercept), float(1.0 / slope), deviation, len(samples), tolerance_samples,
                         None if linear else samples, None if linear else seconds)
 
 
@@ -379,8 +380,6 @@ class IblRawEphysInterface(IblInterface):
             self._add_recording(nwbfile, recording, ap_rate=rates[recording.probe.name].get("ap"))
 
     def _clock(self, recording: RawRecording, *, ap_rate: float | None) -> SessionClock:
-        import spikeglx  # noqa: F401  (keeps ibl-neuropixel the reader of every SpikeGLX file)
-
         stem = recording.meta_path.name.split(f".{recording.band}.")[0]
         path = recording.meta_path.with_name(f"{stem}.timestamps.npy")
         if not path.exists():
