@@ -34,10 +34,13 @@ def convert():
 @click.option("--raw", is_flag=True,
               help="Also write the raw file (AP and LF voltage of every probe, streamed from the .cbin files).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads for (de)compression (default: every core).")
+@click.option("--codec", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True,
+              help="Compression of large datasets. zstd is faster, but readers need the HDF5 Zstandard filter "
+                   "(pip install hdf5plugin; import hdf5plugin before opening the file).")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist (default: skip them).")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of unexpected errors.")
-def convert_ibl(session_paths, output_dir, metadata_file, revision, raw, workers, overwrite, progress, debug):
+def convert_ibl(session_paths, output_dir, metadata_file, revision, raw, workers, codec, overwrite, progress, debug):
     """Convert IBL session folders (SESSION_PATHS, as the ONE API downloads them)."""
     from .converters.ibl_session import convert_ibl_session
     from .summary import RunSummary, describe_nwbfile
@@ -46,7 +49,8 @@ def convert_ibl(session_paths, output_dir, metadata_file, revision, raw, workers
     for session_path in session_paths:
         try:
             written = convert_ibl_session(session_path, output_dir, metadata=metadata_file, overwrite=overwrite,
-                                          revision=revision, raw=raw, workers=workers, progress=progress)
+                                          revision=revision, raw=raw, workers=workers, codec=codec,
+                                          progress=progress)
         except FileExistsError as error:
             summary.skipped.append((str(session_path), str(error)))
             continue

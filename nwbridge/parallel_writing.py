@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - isal is a dependency; zlib is the slower fallback
     isal_zlib = None
 
-__all__ = ["BlockSource", "SharedBlocks", "DeferredDataset", "compress_chunk", "defer_block_sources", "fill_deferred",
+__all__ = ["BlockSource", "CODECS", "SharedBlocks", "DeferredDataset", "compress_chunk", "defer_block_sources", "fill_deferred",
            "default_workers"]
 
 # About 2 MB per chunk: large enough for a good ratio, small enough that reading one unit's
@@ -139,24 +139,49 @@ class BlockSource(AbstractDataChunkIterator):
         return self.shape
 
 
-def compress_chunk(chunk: np.ndarray, *, level: int = 1) -> bytes:
-    """One HDF5 chunk through the shuffle and deflate filters, as HDF5 would store it.
+# "gzip": HDF5's built-in deflate, readable everywhere. "zstd": faster, but readers need the
+# filter (``pip install hdf5plugin`` and ``import hdf5plugin`` before opening the file).
+CODECS = ("gzip", "zstd")
+ZSTD_FILTER_ID = 32015  # the HDF5 Zstandard filter registered by hdf5plugin
+
+
+def compress_chunk(chunk: np.ndarray, *, level: int = 1, codec: str = "gzip") -> bytes:
+    """One HDF5 chunk through the shuffle and compression filters, as HDF5 would store it.
 
     Parameters
     ----------
     chunk : numpy.ndarray
         A full chunk (edge chunks padded to the chunk shape, as HDF5 stores them).
     level : int, default: 1
-        Deflate level (ISA-L levels 0-3; zlib 1-9 when ISA-L is missing).
+        Compression level (deflate: ISA-L levels 0-3, zlib 1-9 when ISA-L is missing; zstd: 1-22).
+    codec : {"gzip", "zstd"}
     """
     data = np.ascontiguousarray(chunk)
     itemsize = data.dtype.itemsize
     if itemsize > 1:
         # HDF5's shuffle filter: byte k of every element together, for k = 0 .. itemsize - 1.
         data = np.ascontiguousarray(data.reshape(-1).view(np.uint8).reshape(-1, itemsize).T)
+    if codec == "zstd":
+        import zstandard
+
+        # One frame per chunk, with its content size: what the HDF5 Zstandard filter reads.
+        return zstandard.ZstdCompressor(level=level).compress(data)
     if isal_zlib is not None:
         return isal_zlib.compress(data, min(level, 3))
     return zlib.compress(data, level)
+
+
+def _declaration(source: "BlockSource", *, level: int, codec: str) -> H5DataIO:
+    """An empty, chunked dataset with the shuffle and ``codec`` filters, for ``source``."""
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose from {CODECS}")
+    if codec == "zstd":
+        import hdf5plugin  # noqa: F401  (registers the Zstandard filter with HDF5)
+
+        compression = dict(compression=ZSTD_FILTER_ID, compression_opts=(level,), allow_plugin_filters=True)
+    else:
+        compression = dict(compression="gzip", compression_opts=level)
+    return H5DataIO(shape=source.shape, dtype=source.dtype, chunks=source.chunk_shape, shuffle=True, **compression)
 
 
 @dataclass
@@ -186,7 +211,8 @@ def _replace_data(container, name, data_io: H5DataIO) -> None:
         container.set_data_io(name, lambda data, **kwargs: data_io, {})
 
 
-def defer_block_sources(nwbfile, *, level: int = 1, min_bytes: int = LARGE_ARRAY_BYTES) -> list[DeferredDataset]:
+def defer_block_sources(nwbfile, *, level: int = 1, codec: str = "gzip",
+                        min_bytes: int = LARGE_ARRAY_BYTES) -> list[DeferredDataset]:
     """Replace every large dataset of ``nwbfile`` by an empty, chunked, compressed dataset declaration.
 
     Large means a :class:`BlockSource`, or a numeric numpy array of at least ``min_bytes`` (pose
@@ -201,15 +227,14 @@ def defer_block_sources(nwbfile, *, level: int = 1, min_bytes: int = LARGE_ARRAY
             source = BlockSource(lambda array=source: iter([array]), shape=source.shape, dtype=source.dtype)
         if not isinstance(source, BlockSource):
             continue
-        data_io = H5DataIO(shape=source.shape, dtype=source.dtype, chunks=source.chunk_shape,
-                           compression="gzip", compression_opts=level, shuffle=True)
+        data_io = _declaration(source, level=level, codec=codec)
         _replace_data(container, name, data_io)
         deferred.append(DeferredDataset(source=source, data_io=data_io))
     return deferred
 
 
 def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None, level: int = 1,
-                  progress: Callable[[int], None] | None = None) -> None:
+                  codec: str = "gzip", progress: Callable[[int], None] | None = None) -> None:
     """Compress and store every chunk of the deferred datasets, compressing on ``workers`` threads.
 
     Datasets cut from one :class:`SharedBlocks` (the voltage and sync channels of a recording) are
@@ -222,7 +247,9 @@ def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None
     workers : int, optional
         Compression threads; default every core.
     level : int, default: 1
-        Deflate level.
+        Compression level.
+    codec : {"gzip", "zstd"}
+        As the datasets were declared with (:func:`defer_block_sources`).
     progress : callable, optional
         Called with the number of bytes (uncompressed) of every chunk stored.
     """
@@ -245,13 +272,13 @@ def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None
                     part = item.source.select(block) if shared is not None else block
                     for offset, chunk in chunker.push(part):
                         pending.append((item.data_io.dataset, offset, chunk.nbytes,
-                                        pool.submit(compress_chunk, chunk, level=level)))
+                                        pool.submit(compress_chunk, chunk, level=level, codec=codec)))
                 while len(pending) > 2 * workers:
                     _store(pending.popleft(), progress)
             for item, chunker in zip(members, chunkers):
                 for offset, chunk in chunker.finish():
                     pending.append((item.data_io.dataset, offset, chunk.nbytes,
-                                    pool.submit(compress_chunk, chunk, level=level)))
+                                    pool.submit(compress_chunk, chunk, level=level, codec=codec)))
             while pending:
                 _store(pending.popleft(), progress)
 

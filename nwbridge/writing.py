@@ -22,7 +22,7 @@ def partial_path(path: Path) -> Path:
 
 
 def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: bool = False,
-                             workers: int | None = None, progress: bool = False) -> Path:
+                             workers: int | None = None, codec: str = "gzip", progress: bool = False) -> Path:
     """Write ``nwbfile`` to ``path`` under a temporary name and rename it when complete.
 
     The rename is atomic on one file system, so ``path`` holds either the previous file (or
@@ -40,6 +40,10 @@ def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: b
         Replace an existing file; otherwise an existing file is an error.
     workers : int, optional
         Compression threads for the large datasets; default every core.
+    codec : {"gzip", "zstd"}, default: "gzip"
+        Compression of the large datasets. gzip is HDF5's built-in deflate, readable by any HDF5
+        reader. zstd is faster; reading it needs the HDF5 Zstandard filter (``pip install
+        hdf5plugin``, then ``import hdf5plugin`` before opening the file).
     progress : bool, default: False
         Show a progress bar (MB/s) while the large datasets are written.
     """
@@ -49,7 +53,7 @@ def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: b
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_path(path)
     try:
-        deferred = defer_block_sources(nwbfile)
+        deferred = defer_block_sources(nwbfile, codec=codec)
         configure_backend(nwbfile=nwbfile,
                           backend_configuration=get_default_backend_configuration(nwbfile, backend="hdf5"))
         with warnings.catch_warnings():
@@ -60,7 +64,7 @@ def write_nwbfile_atomically(nwbfile: NWBFile, path: str | Path, *, overwrite: b
                 total = sum(item.source.dtype.itemsize * int(np.prod(item.source.shape)) for item in deferred)
                 with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, leave=False,
                           disable=not (progress and deferred)) as bar:
-                    fill_deferred(deferred, workers=workers, progress=bar.update)
+                    fill_deferred(deferred, workers=workers, codec=codec, progress=bar.update)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

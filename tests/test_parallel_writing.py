@@ -104,3 +104,28 @@ def test_shared_blocks_fill_several_datasets_in_one_pass(tmp_path):
     with h5py.File(path, "r") as file:
         np.testing.assert_array_equal(file["acquisition/voltage/data"][:], recording[:, :4])
         np.testing.assert_array_equal(file["acquisition/sync/data"][:], recording[:, 4])
+
+
+def test_zstd_codec_round_trips_with_hdf5plugin(tmp_path):
+    import hdf5plugin  # noqa: F401  (what a reader of a zstd file needs)
+
+    from nwbridge.parallel_writing import ZSTD_FILTER_ID
+
+    voltage = np.random.default_rng(5).integers(-300, 300, size=(9_001, 385), dtype=np.int16)
+    nwbfile = new_file()
+    nwbfile.add_acquisition(TimeSeries(name="voltage", unit="V", rate=30000.0, data=BlockSource(
+        blocks_of(voltage, [4000, 5001]), shape=voltage.shape, dtype=np.int16, chunk_rows=2048)))
+    path = write_nwbfile_atomically(nwbfile, tmp_path / "zstd.nwb", codec="zstd")
+    with h5py.File(path, "r") as file:
+        dataset = file["acquisition/voltage/data"]
+        assert dataset.shuffle and str(ZSTD_FILTER_ID) in dataset._filters
+        np.testing.assert_array_equal(dataset[:], voltage)
+
+
+def test_unknown_codec_is_refused(tmp_path):
+    nwbfile = new_file()
+    nwbfile.add_acquisition(TimeSeries(name="x", unit="s", rate=1.0, data=BlockSource(
+        blocks_of(np.arange(10.0), [10]), shape=(10,), dtype=np.float64)))
+    with pytest.raises(ValueError, match="unknown codec 'lz4'"):
+        write_nwbfile_atomically(nwbfile, tmp_path / "x.nwb", codec="lz4")
+    assert not list(tmp_path.iterdir())

@@ -92,7 +92,7 @@ def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
 
 def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, metadata: dict | str | Path | None = None,
                         overwrite: bool = False, revision: str | None = None, raw: bool = False,
-                        workers: int | None = None, progress: bool = True) -> list[Path]:
+                        workers: int | None = None, codec: str = "gzip", progress: bool = True) -> list[Path]:
     """Convert one IBL session folder into the NWB files of the shared representation.
 
     Parameters
@@ -113,6 +113,10 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
         Also write the raw file: the AP and LF voltage of every probe, streamed from the ``.cbin`` files.
     workers : int, optional
         Threads for decompression and compression; default every core.
+    codec : {"gzip", "zstd"}, default: "gzip"
+        Compression of the large datasets: gzip (with shuffle) is readable by any HDF5 reader; zstd
+        is faster but readers need the HDF5 Zstandard filter (``pip install hdf5plugin``, then
+        ``import hdf5plugin`` before opening the file).
     progress : bool, default: True
         Show progress bars.
 
@@ -157,12 +161,12 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
             # Derived from the final session id, which the user's metadata may have supplied.
             file_metadata["NWBFile"]["identifier"] = file_identifier(IBL_DATASET, session_id, kind)
             written.append(_write_file(chosen, file_metadata, destination, overwrite=overwrite, workers=workers,
-                                       progress=progress, bar=bar))
+                                       codec=codec, progress=progress, bar=bar))
     return written
 
 
 def _write_file(interfaces: dict, metadata: dict, destination: Path, *, overwrite: bool, workers: int | None,
-                progress: bool, bar) -> Path:
+                codec: str, progress: bool, bar) -> Path:
     """One NWB file from ``interfaces``, written atomically, with its videos placed beside it."""
     # Videos travel with the NWB file: DANDI wants them beside it, referenced by a relative path.
     video_folder = destination.with_suffix("")
@@ -187,7 +191,8 @@ def _write_file(interfaces: dict, metadata: dict, destination: Path, *, overwrit
                 placed.append(target)
             place_file(source, target)
         bar.set_postfix_str(f"writing {destination.name}")
-        write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite, workers=workers, progress=progress)
+        write_nwbfile_atomically(nwbfile, destination, overwrite=overwrite, workers=workers, codec=codec,
+                                 progress=progress)
         bar.update()
     except BaseException:
         for target in placed:
