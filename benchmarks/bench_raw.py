@@ -8,7 +8,7 @@ generates one probe (Neuropixels 1.0, 385 channels, 30 kHz) with ``--duration`` 
 compressed with mtscomp (``nwbridge.testing``), then converts it:
 
 - nwbridge: ``IblRawEphysInterface`` streaming the ``.cbin`` into NWB (decompression and compression
-  on every core), with all cores and with one worker;
+  on every core), with all cores and with one worker, and with the optional zstd codec;
 - the path users take today: ``mtscomp.decompress`` of the ``.cbin`` to a scratch ``.bin``, then
   neuroconv's ``SpikeGLXRecordingInterface`` with its defaults (``run_conversion``).
 
@@ -31,7 +31,7 @@ from harness import measure, report
 
 
 
-def run_nwbridge(session: Path, output: Path, *, workers: int | None) -> None:
+def run_nwbridge(session: Path, output: Path, *, workers: int | None, codec: str = "gzip") -> None:
     from pynwb import NWBFile
 
     from nwbridge.interfaces.ibl import IblRawEphysInterface
@@ -40,7 +40,7 @@ def run_nwbridge(session: Path, output: Path, *, workers: int | None) -> None:
     nwbfile = NWBFile(session_description="benchmark", identifier="benchmark",
                       session_start_time=datetime(2021, 5, 10, tzinfo=timezone.utc))
     IblRawEphysInterface(session_path=session, bands=("ap",), workers=workers).add_to_nwbfile(nwbfile)
-    write_nwbfile_atomically(nwbfile, output, overwrite=True, workers=workers)
+    write_nwbfile_atomically(nwbfile, output, overwrite=True, workers=workers, codec=codec)
 
 
 def run_neuroconv(session: Path, output: Path, scratch: Path) -> None:
@@ -78,7 +78,8 @@ def _child(arguments) -> None:
     if arguments.run == "neuroconv":
         run_neuroconv(session, output, output.parent / "scratch")
     else:
-        run_nwbridge(session, output, workers=arguments.workers)
+        run_nwbridge(session, output, workers=arguments.workers,
+                     codec="zstd" if arguments.run == "nwbridge-zstd" else "gzip")
     seconds = time.perf_counter() - start
     shutil.rmtree(output.parent / "scratch", ignore_errors=True)
     report(seconds, output)
@@ -114,7 +115,8 @@ def main() -> None:
     raw_bytes = shape[0] * shape[1] * 2
 
     cores = default_workers()
-    runs = [(f"nwbridge, {cores} workers", "nwbridge", cores), ("nwbridge, 1 worker", "nwbridge", 1)]
+    runs = [(f"nwbridge, {cores} workers", "nwbridge", cores), ("nwbridge, 1 worker", "nwbridge", 1),
+            (f"nwbridge zstd (needs hdf5plugin), {cores} workers", "nwbridge-zstd", cores)]
     if not arguments.skip_neuroconv:
         runs.append(("mtscomp to .bin + neuroconv SpikeGLX", "neuroconv", None))
     results = {}
@@ -127,9 +129,9 @@ def main() -> None:
     mb = 1024 * 1024
     print(f"\nRaw AP data: {shape[0]:,} samples x {shape[1]} channels = {raw_bytes / mb:,.0f} MB "
           f"(.cbin {cbin.stat().st_size / mb:,.0f} MB)")
-    print(f"{'run':<40} {'time (s)':>9} {'MB/s':>8} {'peak RSS (MB)':>14} {'output (MB)':>12}")
+    print(f"{'run':<48} {'time (s)':>9} {'MB/s':>8} {'peak RSS (MB)':>14} {'output (MB)':>12}")
     for label, result in results.items():
-        print(f"{label:<40} {result['seconds']:>9.1f} {raw_bytes / mb / result['seconds']:>8.0f} "
+        print(f"{label:<48} {result['seconds']:>9.1f} {raw_bytes / mb / result['seconds']:>8.0f} "
               f"{result['peak_rss'] / mb:>14,.0f} {result['bytes'] / mb:>12,.0f}")
     parallel, single = results[f"nwbridge, {cores} workers"], results["nwbridge, 1 worker"]
     print(f"\nparallel efficiency on {cores} cores: {single['seconds'] / (cores * parallel['seconds']):.0%}")
