@@ -19,7 +19,6 @@ size, the ratios, and nwbridge's parallel efficiency (time with 1 worker / (work
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import measure, report
+from harness import argument_parser, measure, report
 
 
 
@@ -86,14 +85,8 @@ def _child(arguments) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of AP band (default 300)")
-    parser.add_argument("--workdir", type=Path, help="where to generate the session (default: a temporary folder)")
-    parser.add_argument("--skip-neuroconv", action="store_true", help="measure nwbridge only")
-    parser.add_argument("--run", help=argparse.SUPPRESS)
-    parser.add_argument("--session", help=argparse.SUPPRESS)
-    parser.add_argument("--output", help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.run:
         return _child(arguments)

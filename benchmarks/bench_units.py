@@ -20,14 +20,13 @@ table gives the ratios. Nothing here asserts a time: the numbers are for the rea
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import measure, report
+from harness import argument_parser, measure, report
 
 
 def _new_nwbfile():
@@ -92,16 +91,10 @@ def _child(arguments) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--probes", type=int, default=2)
     parser.add_argument("--spikes", type=float, default=30e6, help="spikes per probe")
     parser.add_argument("--clusters", type=int, default=1500, help="clusters per probe")
-    parser.add_argument("--workdir", type=Path, help="where to generate the session (default: a temporary folder)")
-    parser.add_argument("--skip-neuroconv", action="store_true", help="measure nwbridge only")
-    parser.add_argument("--run", help=argparse.SUPPRESS)
-    parser.add_argument("--session", help=argparse.SUPPRESS)
-    parser.add_argument("--output", help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.run:
         return _child(arguments)

@@ -34,3 +34,16 @@ def measure(script: str, run: str, session: Path, output: Path, *, workers: int 
     if completed.returncode != 0:
         raise RuntimeError(f"{run} failed (exit {completed.returncode})")
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def argument_parser(description: str):
+    """The options every benchmark has: where to work, skipping the baseline, and a child run's hidden options."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workdir", type=Path, help="where to generate the session (default: a temporary folder)")
+    parser.add_argument("--skip-neuroconv", action="store_true", help="measure nwbridge only")
+    for hidden in ("--run", "--session", "--output"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
+    return parser
