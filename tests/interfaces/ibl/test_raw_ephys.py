@@ -172,3 +172,18 @@ def test_chunk_decoder_equals_mtscomp(session):
     finally:
         decoder.close()
         reader.close()
+
+
+def test_fused_time_difference_kernel_wraps_like_numpy():
+    """The compiled kernel that undoes mtscomp's time differences equals numpy's int16 cumsum, overflow included."""
+    from nwbridge.interfaces.ibl import raw_ephys
+
+    if raw_ephys._undo_time_difference is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(5)
+    # Large differences make the running sums wrap around the int16 range many times.
+    differences = np.asfortranarray(rng.integers(-30000, 30000, size=(1000, 385), dtype=np.int16))
+    out = raw_ephys._undo_time_difference(differences, np.empty((1000, 385), dtype=np.int16), 256)
+    expected = np.cumsum(differences, axis=0, dtype=np.int16)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)
