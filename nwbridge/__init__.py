@@ -7,7 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "convert_ibl_session"]
+__all__ = ["__version__", "convert_ibl_session", "convert_allen_session"]
 
 
 def __getattr__(name):
@@ -16,4 +16,8 @@ def __getattr__(name):
         from .converters.ibl_session import convert_ibl_session
 
         return convert_ibl_session
+    if name == "convert_allen_session":
+        from .converters.allen_session import convert_allen_session
+
+        return convert_allen_session
     raise AttributeError(f"module 'nwbridge' has no attribute {name!r}")

@@ -43,26 +43,62 @@ def convert():
 def convert_ibl(session_paths, output_dir, metadata_file, revision, raw, workers, codec, overwrite, progress, debug):
     """Convert IBL session folders (SESSION_PATHS, as the ONE API downloads them)."""
     from .converters.ibl_session import convert_ibl_session
+
+    _convert_each(session_paths, debug, lambda session_path: convert_ibl_session(
+        session_path, output_dir, metadata=metadata_file, overwrite=overwrite, revision=revision, raw=raw,
+        workers=workers, codec=codec, progress=progress))
+
+
+@convert.command("allen")
+@click.argument("session_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output-dir", required=True, type=click.Path(path_type=Path),
+              help="Dandiset folder to write into (sub-<mouse>/... is created).")
+@click.option("--probe-file", "probe_files", multiple=True, type=click.Path(path_type=Path),
+              help="A probe's LFP file (probe_<id>.nwb); repeat for each probe. Default: those beside the "
+                   "session file.")
+@click.option("--no-lfp", is_flag=True, help="Write the processed file only, not the raw file with the LFP.")
+@click.option("--metadata", "metadata_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML or JSON metadata completing the session's (sections NWBFile, Subject).")
+@click.option("--release", help="The data release the files come from, recorded in the provenance.")
+@click.option("--workers", type=click.IntRange(min=1), help="Compression threads (default: every core).")
+@click.option("--codec", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True,
+              help="Compression of large datasets (zstd: readers need hdf5plugin).")
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist (default: skip them).")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@click.option("--debug", is_flag=True, help="Show the full traceback of unexpected errors.")
+def convert_allen(session_files, output_dir, probe_files, no_lfp, metadata_file, release, workers, codec, overwrite,
+                  progress, debug):
+    """Convert Allen Visual Behavior Neuropixels session files (SESSION_FILES: ecephys_session_<id>.nwb)."""
+    from .converters.allen_session import convert_allen_session
+
+    if probe_files and len(session_files) > 1:
+        raise click.UsageError("--probe-file belongs to one session: give a single SESSION_FILE with it")
+    chosen = [] if no_lfp else (list(probe_files) or None)
+    _convert_each(session_files, debug, lambda session_file: convert_allen_session(
+        session_file, output_dir, probe_files=chosen, metadata=metadata_file, overwrite=overwrite, release=release,
+        workers=workers, codec=codec, progress=progress))
+
+
+def _convert_each(sources, debug: bool, convert_one) -> None:
+    """Convert every source, going on after a failure, and end with what was written, skipped and failed."""
     from .summary import RunSummary, describe_nwbfile
 
     summary = RunSummary()
-    for session_path in session_paths:
+    for source in sources:
         try:
-            written = convert_ibl_session(session_path, output_dir, metadata=metadata_file, overwrite=overwrite,
-                                          revision=revision, raw=raw, workers=workers, codec=codec,
-                                          progress=progress)
+            written = convert_one(source)
         except FileExistsError as error:
-            summary.skipped.append((str(session_path), str(error)))
+            summary.skipped.append((str(source), str(error)))
             continue
         except NwbridgeError as error:
-            summary.failed.append((str(session_path), str(error)))
-            click.echo(f"FAILED {session_path}\n{error}", err=True)
+            summary.failed.append((str(source), str(error)))
+            click.echo(f"FAILED {source}\n{error}", err=True)
             continue
         except Exception as error:  # an unexpected failure of one session must not stop the others
             if debug:
                 raise
-            summary.failed.append((str(session_path), f"{type(error).__name__}: {error} (rerun with --debug)"))
-            click.echo(f"FAILED {session_path}: {type(error).__name__}: {error}", err=True)
+            summary.failed.append((str(source), f"{type(error).__name__}: {error} (rerun with --debug)"))
+            click.echo(f"FAILED {source}: {type(error).__name__}: {error}", err=True)
             continue
         summary.written.extend(written)
         for path in written:
@@ -102,6 +138,26 @@ def generate_ibl(root, subject, date, n_trials, duration_s, videos, seed):
     session_path = make_ibl_session(root, subject=subject, date=date, n_trials=n_trials, duration_s=duration_s,
                                     videos=videos, seed=seed)
     click.echo(session_path)
+
+
+@generate.command("allen")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--session-id", "ecephys_session_id", default=1044385384, show_default=True, type=int)
+@click.option("--probes", default="probeA,probeB,probeC", show_default=True,
+              help="Comma-separated probe names (probeA .. probeF).")
+@click.option("--units-per-probe", default=60, show_default=True, type=int)
+@click.option("--duration", "duration_s", default=600.0, show_default=True, type=float, help="Seconds.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def generate_allen(folder, ecephys_session_id, probes, units_per_probe, duration_s, seed):
+    """Write a realistic VBN session (AllenSDK NWB session file + one LFP file per probe) into FOLDER."""
+    from .testing import make_vbn_session
+
+    session = make_vbn_session(folder, ecephys_session_id=ecephys_session_id,
+                               probes=tuple(name.strip() for name in probes.split(",") if name.strip()),
+                               n_units_per_probe=units_per_probe, duration_s=duration_s, seed=seed)
+    click.echo(session.session_file)
+    for path in session.probe_files.values():
+        click.echo(path)
 
 
 @main.command()

@@ -1,0 +1,1 @@
+"""Interfaces reading one modality each of an Allen Visual Behavior Neuropixels session (AllenSDK NWB files)."""
