@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,9 @@ def report(seconds: float, output: Path) -> None:
 
 def measure(script: str, run: str, session: Path, output: Path, *, workers: int | None = None) -> dict:
     """Run ``script --run RUN`` in a fresh process and return its time, output size and peak memory."""
+    # Flush what earlier steps wrote (the generated session, the previous run's output): otherwise the
+    # kernel writes it back during this run, which then pays for the disk time of another.
+    os.sync()
     command = [sys.executable, script, "--run", run, "--session", str(session), "--output", str(output)]
     if workers:
         command += ["--workers", str(workers)]
