@@ -51,6 +51,7 @@ def render_markdown(representation: dict) -> str:
     out += _metadata(rep, labels)
     for section in rep["sections"]:
         out += _section(rep, section, labels)
+    out += _left_out(rep)
     out += _reference(rep)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -64,6 +65,17 @@ def _changelog(rep: dict) -> list[str]:
     for entry in rep.get("changelog", []):
         lines.append(f"- **{entry['version']}**: {_clean(entry['changes'])}")
     return lines + [""]
+
+
+def _left_out(rep: dict) -> list[str]:
+    left_out = rep.get("left_out") or {}
+    if not left_out:
+        return []
+    lines = ["## Deliberately not converted", ""]
+    for key, entries in left_out.items():
+        rows = [[_code_spans(_clean(entry["what"])), _code_spans(_clean(entry["why"]))] for entry in entries]
+        lines += [f"### {rep['sources'][key]['label']}", "", *_table(["source", "why"], rows), ""]
+    return lines
 
 
 def _sources(rep: dict) -> list[str]:

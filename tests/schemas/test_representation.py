@@ -69,7 +69,7 @@ def test_yaml_is_package_data_and_loads():
     resource = files("nwbridge.schemas").joinpath("representation.yaml")
     assert resource.is_file()
     raw = yaml.safe_load(resource.read_text(encoding="utf-8"))
-    assert str(raw["version"]) == REPRESENTATION_VERSION == "0.3.0"
+    assert str(raw["version"]) == REPRESENTATION_VERSION == "0.4.0"
     assert raw["changelog"][0]["version"] == REPRESENTATION_VERSION
 
 
