@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import runpy
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
