@@ -469,7 +469,8 @@ class ProtocolBlock:
     protocol_name : str
         The Allen stimulus name(s) of the block (``optotagging`` for optotagging).
     start_time, stop_time : float
-        Extent of the block (s): first presentation onset to last offset.
+        Extent of the block (s): first presentation onset to last offset; the task block also spans
+        every trial.
     allen_block : int or None
         The Allen ``stimulus_block``; None for optotagging, which is not a stimulus block.
     """
@@ -499,6 +500,15 @@ def _block_protocol(presentations: Presentations, rows: np.ndarray, *, path: Pat
         return "task_replay"
     raise SourceFileError(path, f"{presentations.location}: stimulus block {block} mixes active and passive "
                           "presentations")
+
+
+def _extend_to_trials(source: AllenFile, start: float, stop: float) -> tuple[float, float]:
+    trials = source.object("intervals/trials")
+    if trials is None or len(trials.id) == 0:
+        return start, stop
+    trial_starts = np.asarray(trials["start_time"].data[:], dtype=np.float64)
+    trial_stops = np.asarray(trials["stop_time"].data[:], dtype=np.float64)
+    return float(np.nanmin([start, *trial_starts[:1]])), float(np.nanmax([stop, *trial_stops[-1:]]))
 
 
 def protocol_blocks(source: AllenFile, presentations: dict[str, Presentations] | None = None) -> list[ProtocolBlock]:
@@ -536,8 +546,12 @@ def protocol_blocks(source: AllenFile, presentations: dict[str, Presentations] |
             protocol_name = ", ".join(dict.fromkeys(str(name) for name in names)) or table.tables[0].removesuffix(
                 "_presentations")
             starts, stops = table.start_time[rows], table.stop_time[rows]
-            blocks.append(ProtocolBlock(protocol, protocol_name, float(np.nanmin(starts)),
-                                        float(np.nanmax(np.concatenate([stops, starts]))), block))
+            start, stop = float(np.nanmin(starts)), float(np.nanmax(np.concatenate([stops, starts])))
+            if protocol == "task":
+                # The trials start a display delay (~20 ms) before the first displayed image: the task
+                # epoch spans them too, so selecting trials by epoch keeps the first one.
+                start, stop = _extend_to_trials(source, start, stop)
+            blocks.append(ProtocolBlock(protocol, protocol_name, start, stop, block))
     optotagging = source.object(OPTOTAGGING_LOCATION)
     if optotagging is not None and len(optotagging.id) > 0:
         starts = float_column(SourceColumn("start_time", np.asarray(optotagging["start_time"].data[:])), path=path,

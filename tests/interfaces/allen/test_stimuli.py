@@ -249,7 +249,12 @@ def expected_blocks(raw) -> list[tuple]:
             rows = block == number
             protocol = {"gabor": "receptive_field_mapping", "flash": "flash", "spontaneous": "spontaneous"}.get(
                 kind, "task" if active[rows].all() else "task_replay")
-            blocks.append((start[rows].min(), stop[rows].max(), protocol, names[rows][0], int(number)))
+            first, last = start[rows].min(), stop[rows].max()
+            if protocol == "task":
+                # The task block spans every trial too.
+                first = min(first, raw["intervals/trials/start_time"][:].min())
+                last = max(last, raw["intervals/trials/stop_time"][:].max())
+            blocks.append((first, last, protocol, names[rows][0], int(number)))
     blocks.append((raw[f"{OPTOTAGGING}/start_time"][:].min(), raw[f"{OPTOTAGGING}/stop_time"][:].max(),
                    "optotagging", "optotagging", None))
     return sorted(blocks, key=lambda block: block[0])
@@ -509,3 +514,19 @@ def test_stimulus_frame_times_turn_frames_into_seconds(vbn_session, vbn_raw, rou
     images = nwbfile.intervals["natural_image_presentations"]
     start_frame = np.asarray(images["start_frame"][:], dtype=np.int64)
     np.testing.assert_allclose(frames.timestamps[:][start_frame], images["start_time"][:], atol=0.05)
+
+
+def test_task_epoch_holds_every_trial(vbn_session, vbn_raw, roundtrip):
+    """The first trial starts a display delay before its first image: the task epoch still holds it."""
+    from nwbridge.interfaces.allen.stimuli import AllenStimulusInterface
+
+    nwbfile = roundtrip(AllenStimulusInterface(vbn_session.session_file))
+    epochs = nwbfile.epochs
+    (task,) = np.flatnonzero(np.asarray(epochs["protocol"][:]) == "task")
+    trial_starts = vbn_raw["intervals/trials/start_time"][:]
+    trial_stops = vbn_raw["intervals/trials/stop_time"][:]
+    assert epochs["start_time"][task] == trial_starts.min()
+    assert epochs["stop_time"][task] >= trial_stops.max()
+    images = nwbfile.intervals["natural_image_presentations"]
+    active = ~np.asarray(images["is_passive"][:])
+    assert epochs["start_time"][task] < images["start_time"][:][active].min()
