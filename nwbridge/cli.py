@@ -73,6 +73,8 @@ def convert_allen(session_files, output_dir, probe_files, no_lfp, metadata_file,
 
     if probe_files and len(session_files) > 1:
         raise click.UsageError("--probe-file belongs to one session: give a single SESSION_FILE with it")
+    if probe_files and no_lfp:
+        raise click.UsageError("--no-lfp writes no LFP: it cannot be given with --probe-file")
     chosen = [] if no_lfp else (list(probe_files) or None)
     _convert_each(session_files, debug, lambda session_file: convert_allen_session(
         session_file, output_dir, probe_files=chosen, metadata=metadata_file, overwrite=overwrite, release=release,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from copy import deepcopy
 from pathlib import Path
@@ -10,7 +11,7 @@ from neuroconv import ConverterPipe
 from neuroconv.utils import dict_deep_update
 from tqdm.auto import tqdm
 
-from ..errors import SourceFileError
+from ..errors import MissingSourceFileError
 from ..provenance import ALLEN_DATASET, file_identifier, output_path
 from .session_files import check_dandi_metadata, load_user_metadata, write_session_file
 
@@ -19,9 +20,24 @@ __all__ = ["convert_allen_session", "find_probe_files"]
 _PROBE_FILE = re.compile(r"probe_(\d+)\.nwb")
 
 
-def find_probe_files(session_nwb: str | Path) -> list[Path]:
-    """The per-probe LFP files beside a session file, as the Allen release lays them out (``probe_<probe_id>.nwb``)."""
-    return sorted(path for path in Path(session_nwb).parent.glob("probe_*.nwb") if _PROBE_FILE.fullmatch(path.name))
+def find_probe_files(session_nwb: str | Path, *, probe_ids=None) -> list[Path]:
+    """The per-probe LFP files beside a session file, as the Allen release lays them out (``probe_<probe_id>.nwb``).
+
+    Parameters
+    ----------
+    session_nwb : str or Path
+        The session file.
+    probe_ids : iterable of int, optional
+        The session's probe ids: only their files are returned, so the files of other sessions kept in
+        the same folder are left out. By default every ``probe_<id>.nwb`` of the folder.
+    """
+    wanted = None if probe_ids is None else {int(probe_id) for probe_id in probe_ids}
+    found = []
+    for path in Path(session_nwb).parent.glob("probe_*.nwb"):
+        match = _PROBE_FILE.fullmatch(path.name)
+        if match and (wanted is None or int(match.group(1)) in wanted):
+            found.append(path)
+    return sorted(found)
 
 
 def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, probe_files=None,
@@ -38,8 +54,8 @@ def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, pr
         Dandiset folder; the files go to ``sub-<mouse>/sub-<mouse>_ses-<id>_desc-processed_behavior+ecephys.nwb``
         and, when there are LFP files, ``sub-<mouse>/sub-<mouse>_ses-<id>_desc-raw_ecephys.nwb``.
     probe_files : list of str or Path, optional
-        The per-probe LFP files (``probe_<probe_id>.nwb``) for the raw file. By default those beside the
-        session file; an empty list writes no raw file.
+        The per-probe LFP files (``probe_<probe_id>.nwb``) for the raw file. By default the files of the
+        session's probes beside the session file; an empty list writes no raw file.
     metadata : dict, str or Path, optional
         Metadata overriding or completing what the file provides (neuroconv layout: ``NWBFile``,
         ``Subject``), as a dictionary or a YAML/JSON file.
@@ -57,13 +73,28 @@ def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, pr
     Returns
     -------
     list of Path
-        The files written.
+        The files written. They are put in place together once all are complete: a failure leaves
+        none of them (and, with ``overwrite``, the previous files untouched).
+
+    Raises
+    ------
+    MissingSourceFileError
+        When the session file or a given probe file does not exist.
+    SourceFileError
+        When a source file is unreadable or inconsistent (the message names the file).
+    MissingMetadataError
+        When metadata DANDI requires is neither in the session file nor in ``metadata``.
+    FileExistsError
+        When an output file exists and ``overwrite`` is False.
     """
     from ..interfaces.allen import PROCESSED_INTERFACES, AllenLfpInterface, AllenSessionInterface
+    from ..interfaces.allen.electrodes import read_probes
     from ..interfaces.allen.source import close_allen_file, open_allen_file
 
     session_nwb = Path(session_nwb)
+    opened = [session_nwb]
     source = open_allen_file(session_nwb)
+    staged = {}
     try:
         interfaces = {}
         for cls in PROCESSED_INTERFACES:
@@ -80,33 +111,58 @@ def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, pr
         subject, session_id = merged["Subject"]["subject_id"], merged["NWBFile"]["session_id"]
         files = {"processed": (output_path(output_dir, subject=subject, session=session_id, description="processed",
                                            modalities="behavior+ecephys"), interfaces)}
-        probe_files = find_probe_files(session_nwb) if probe_files is None else [Path(p) for p in probe_files]
+        if probe_files is None:
+            # Only this session's probes: the folder may hold the files of other sessions too.
+            probe_files = find_probe_files(session_nwb, probe_ids=[probe.probe_id for probe in read_probes(source)])
+        else:
+            probe_files = [Path(p) for p in probe_files]
         for path in probe_files:
+            # Open every probe file now, so a missing or unreadable one stops the conversion before
+            # minutes are spent writing the processed file.
+            opened.append(path)
             if not path.is_file():
-                raise SourceFileError(path, "the probe LFP file does not exist")
+                raise MissingSourceFileError(path, "the probe LFP file does not exist")
+            open_allen_file(path)
         if probe_files:
             files["raw"] = (output_path(output_dir, subject=subject, session=session_id, description="raw",
                                         modalities="ecephys"),
                             {"AllenSessionInterface": interfaces["AllenSessionInterface"],
                              "AllenLfpInterface": AllenLfpInterface(session_nwb=session_nwb,
                                                                     probe_files=[str(p) for p in probe_files])})
-        existing = [str(destination) for destination, _ in files.values() if destination.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"{' and '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'}; "
-                                  "pass overwrite=True (CLI: --overwrite) to replace")
+        _refuse_existing([destination for destination, _ in files.values()], overwrite=overwrite)
 
         steps = sum(len(chosen) + 1 for _, chosen in files.values())
-        written = []
         with tqdm(total=steps, desc=f"Allen {session_id}", unit="step", disable=not progress, leave=False) as bar:
             for kind, (destination, chosen) in files.items():
                 file_metadata = deepcopy(merged)
                 # Derived from the final session id, which the user's metadata may have supplied.
                 file_metadata["NWBFile"]["identifier"] = file_identifier(ALLEN_DATASET, session_id, kind)
-                written.append(write_session_file(chosen, file_metadata, destination, overwrite=overwrite,
-                                                  workers=workers, codec=codec, progress=progress, bar=bar))
-        return written
+                # Every file is written under a staging name and put in place only when all of them are
+                # complete: a failure in a later file leaves neither file of this session behind (and an
+                # overwritten session keeps its previous files).
+                staged[destination] = _staging_path(destination)
+                staged[destination].unlink(missing_ok=True)
+                write_session_file(chosen, file_metadata, staged[destination], overwrite=True, workers=workers,
+                                   codec=codec, progress=progress, bar=bar)
+        _refuse_existing(list(staged), overwrite=overwrite)
+        for destination, staging in staged.items():
+            os.replace(staging, destination)
+        return list(staged)
     finally:
+        for staging in staged.values():
+            staging.unlink(missing_ok=True)
         # The data are read lazily while the files are written: close only now.
-        close_allen_file(session_nwb)
-        for path in probe_files or []:
+        for path in opened:
             close_allen_file(path)
+
+
+def _staging_path(destination: Path) -> Path:
+    """Where a complete file waits until every file of its session is written (no NWB tool picks it up)."""
+    return destination.with_name(destination.name + ".staged")
+
+
+def _refuse_existing(destinations: list[Path], *, overwrite: bool) -> None:
+    existing = [str(destination) for destination in destinations if destination.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{' and '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'}; "
+                              "pass overwrite=True (CLI: --overwrite) to replace")

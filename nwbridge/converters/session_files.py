@@ -53,9 +53,14 @@ def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
         missing["NWBFile.session_id"] = f"the session id: not in {source_hint}"
     start = nwbfile.get("session_start_time")
     if isinstance(start, str):
-        start = datetime.fromisoformat(start)
+        try:
+            start = nwbfile["session_start_time"] = datetime.fromisoformat(start)
+        except ValueError:
+            missing["NWBFile.session_start_time"] = (f"{start!r} is not an ISO 8601 time; give it with an offset, "
+                                                     "e.g. 2021-05-10T13:47:08+01:00")
+            start = None
     if start is None:
-        missing["NWBFile.session_start_time"] = f"not in {source_hint}"
+        missing.setdefault("NWBFile.session_start_time", f"not in {source_hint}")
     elif start.tzinfo is None:
         missing["NWBFile.session_start_time"] = "has no time zone: give it with an offset, e.g. 2021-05-10T13:47:08+01:00"
     if not subject.get("subject_id"):
@@ -67,7 +72,13 @@ def check_dandi_metadata(metadata: dict, *, source_hint: str) -> None:
         missing["Subject.sex"] = f"one of M, F, U, O{found}: not in {source_hint}"
     birth = subject.get("date_of_birth")
     if isinstance(birth, str):
-        birth = subject["date_of_birth"] = datetime.fromisoformat(birth)
+        try:
+            # A bare date (always text in JSON) is a date, not a naive midnight.
+            birth = subject["date_of_birth"] = (date.fromisoformat(birth) if len(birth) == 10
+                                                else datetime.fromisoformat(birth))
+        except ValueError:
+            missing["Subject.date_of_birth"] = f"{birth!r} is not an ISO 8601 date (e.g. 2020-01-31)"
+            birth = None
     if isinstance(birth, date) and not isinstance(birth, datetime):
         # A plain date (as YAML reads 2020-01-31) is midnight in the session's time zone.
         zone = start.tzinfo if start is not None else None

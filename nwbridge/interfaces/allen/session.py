@@ -89,9 +89,10 @@ class AllenSessionInterface(AllenInterface):
             metadata["Subject"].update({name: value for name, value in fields.items() if value})
             lines = [f"{name.replace('_', ' ')}: {', '.join(_listed(_attribute(subject, name)))}"
                      for name in ("driver_line", "reporter_line") if _listed(_attribute(subject, name))]
-            if lines and not fields.get("description"):
+            if lines:
                 # The Allen subject's driver and reporter lines have no core field: kept in the description.
-                metadata["Subject"]["description"] = "; ".join(lines)
+                metadata["Subject"]["description"] = "; ".join(
+                    [fields["description"]] * bool(fields.get("description")) + lines)
         return metadata
 
     def _probe_ids(self) -> dict[str, int]:

@@ -58,6 +58,9 @@ class AllenFile:
                 self.io = NWBHDF5IO(str(self.path), "r", manager=BuildManager(_type_map(self.path)))
                 self.nwbfile = self.io.read()
         except Exception as error:
+            # Closed now, not when collected: the caller may want to repair or replace the file.
+            if getattr(self, "io", None) is not None:
+                self.io.close()
             raise SourceFileError(self.path, f"not a readable NWB file ({type(error).__name__}: {error})") from error
 
     def close(self) -> None:
