@@ -17,38 +17,11 @@ from nwbridge.interfaces.allen.source import open_allen_file
 from nwbridge.provenance import ALLEN_DATASET, provenance_record
 from nwbridge.schemas.checker import check_file
 from nwbridge.writing import write_nwbfile_atomically
+from support.allen_files import replace_dataset, trimmed_copy
 
 EYE = "acquisition/EyeTracking"
 SOURCE_PARTS = {"pupil": "pupil_tracking", "eye": "eye_tracking", "corneal_reflection": "corneal_reflection_tracking"}
 PUPIL = f"{EYE}/pupil_tracking"
-
-
-def trimmed_copy(vbn_session, tmp_path, keep, edit=None, *, extensions=()):
-    """A small copy of the generated session file holding only the groups in ``keep``, changed by ``edit``.
-
-    Reading a whole Allen file costs over a second (mostly its cached namespaces); a copy with only
-    what the interface reads, and only the specifications it needs, opens in a tenth of that.
-    Links inside the kept groups keep their targets, the paths being unchanged.
-    """
-    target = tmp_path / vbn_session.session_file.name
-    with h5py.File(vbn_session.session_file, "r") as old, h5py.File(target, "w") as new:
-        new.attrs.update({key: value for key, value in old.attrs.items() if key != ".specloc"})
-        for name in ("file_create_date", "identifier", "session_description", "session_start_time",
-                     "timestamps_reference_time"):
-            old.copy(old[name], new, name)
-        for name in ("acquisition", "analysis", "general", "processing", "stimulus/presentation",
-                     "stimulus/templates", "specifications"):
-            new.require_group(name)
-        for location in keep:
-            parent, name = location.rsplit("/", 1)
-            old.copy(old[location], new.require_group(parent), name)
-        for name in ("core", "hdmf-common", "hdmf-experimental", *extensions):
-            if name in old["specifications"]:
-                old.copy(old[f"specifications/{name}"], new["specifications"], name)
-        new.attrs[".specloc"] = new["specifications"].ref
-        if edit is not None:
-            edit(new)
-    return target
 
 
 def eye_copy(vbn_session, tmp_path, edit=None, *, frames: int = 600):
@@ -67,14 +40,6 @@ def eye_copy(vbn_session, tmp_path, edit=None, *, frames: int = 600):
             edit(file)
 
     return trimmed_copy(vbn_session, tmp_path, [EYE], cut_then_edit, extensions=("ndx-ellipse-eye-tracking",))
-
-
-def replace_dataset(file, location: str, values) -> None:
-    """Rewrite a dataset (or a link to one) with other values, keeping its attributes."""
-    attributes = dict(file[location].attrs)
-    del file[location]
-    file.create_dataset(location, data=values)
-    file[location].attrs.update(attributes)
 
 
 @pytest.fixture(scope="module")

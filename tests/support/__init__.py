@@ -1,0 +1,1 @@
+"""Helpers shared by test modules (importable because pyproject puts tests/ on the path)."""
