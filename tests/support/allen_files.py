@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import h5py
 
-__all__ = ["trimmed_copy", "replace_dataset"]
+from nwbridge.errors import SourceFileError
+
+__all__ = ["trimmed_copy", "replace_dataset", "EditedSource"]
 
 
 def trimmed_copy(vbn_session, tmp_path, keep, edit=None, *, extensions=()):
@@ -41,3 +45,32 @@ def replace_dataset(file, location: str, values) -> None:
     del file[location]
     file.create_dataset(location, data=values)
     file[location].attrs.update(attributes)
+
+
+class EditedSource:
+    """The generated session as the interfaces see it, with some tables replaced in memory.
+
+    Each error case needs a source wrong in one way; re-reading an edited copy of the file costs
+    seconds (pynwb loads the specs cached in it), so tables are edited in memory instead.
+    """
+
+    def __init__(self, base, tables: dict):
+        self.path = base.path
+        self._base = base
+        self._tables = tables  # location -> table, or None for a removed table
+        intervals = dict(base.nwbfile.intervals)
+        for location, table in tables.items():
+            if location.startswith("intervals/"):
+                intervals.pop(location.removeprefix("intervals/"), None)
+                if table is not None:
+                    intervals[location.removeprefix("intervals/")] = table
+        self.nwbfile = SimpleNamespace(intervals=intervals, stimulus_template=base.nwbfile.stimulus_template)
+
+    def object(self, location):
+        return self._tables[location] if location in self._tables else self._base.object(location)
+
+    def require(self, location):
+        found = self.object(location)
+        if found is None:
+            raise SourceFileError(self.path, f"has no {location}")
+        return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from pynwb.epoch import TimeIntervals
 from nwbridge.errors import SourceFileError
 from nwbridge.interfaces.allen.optotagging import AllenOptotaggingInterface
 from nwbridge.interfaces.tables import Column, build_table
+from support.allen_files import EditedSource
 
 OPTOTAGGING = "processing/optotagging/optogenetic_stimulation"
 COLUMNS = ["start_time", "stop_time", "condition", "level", "duration", "stimulus_name"]
@@ -25,26 +25,6 @@ def raw_column(raw, name: str) -> np.ndarray:
     if values.dtype.kind == "O":
         return np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
     return values
-
-
-class EditedSource:
-    """The generated session as the interface sees it, with the optotagging table replaced in memory
-    (re-reading an edited copy of the file costs seconds: pynwb loads the specs cached in it)."""
-
-    def __init__(self, base, table):
-        self.path = base.path
-        self._base = base
-        self._table = table
-        self.nwbfile = SimpleNamespace(intervals=dict(base.nwbfile.intervals))
-
-    def object(self, location):
-        return self._table if location == OPTOTAGGING else self._base.object(location)
-
-    def require(self, location):
-        found = self.object(location)
-        if found is None:
-            raise SourceFileError(self.path, f"has no {location}")
-        return found
 
 
 def edited_table(table, *, rows=None, **changes):
@@ -73,7 +53,7 @@ def edited_table(table, *, rows=None, **changes):
 
 
 def with_table(monkeypatch, vbn_source, table) -> None:
-    source = EditedSource(vbn_source, table)
+    source = EditedSource(vbn_source, {OPTOTAGGING: table})
     monkeypatch.setattr(AllenOptotaggingInterface, "source", property(lambda self: source))
 
 
@@ -157,4 +137,4 @@ def test_stop_before_start_is_an_error(monkeypatch, vbn_source, vbn_raw):
 
 def test_is_available(vbn_source):
     assert AllenOptotaggingInterface.is_available(vbn_source)
-    assert not AllenOptotaggingInterface.is_available(EditedSource(vbn_source, None))
+    assert not AllenOptotaggingInterface.is_available(EditedSource(vbn_source, {OPTOTAGGING: None}))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -19,6 +18,7 @@ from pynwb.image import ImageSeries
 from nwbridge.errors import SourceFileError
 from nwbridge.interfaces.allen.stimuli import AllenStimulusInterface
 from nwbridge.interfaces.tables import Column, build_table
+from support.allen_files import EditedSource
 
 SHARED = ["start_time", "stop_time", "stimulus_type", "stimulus_block", "is_passive", "stimulus_name"]
 KIND_COLUMNS = {
@@ -80,35 +80,6 @@ def assert_same_values(got: np.ndarray, expected: np.ndarray, name: str) -> None
 
 
 # --- editing sources -----------------------------------------------------------------------------
-
-class EditedSource:
-    """The generated session as the interfaces see it, with some tables replaced in memory.
-
-    Each error case needs a source wrong in one way; re-reading an edited copy of the file costs
-    seconds (pynwb loads the specs cached in it), so tables are edited in memory instead.
-    """
-
-    def __init__(self, base, tables: dict):
-        self.path = base.path
-        self._base = base
-        self._tables = tables  # location -> table, or None for a removed table
-        intervals = dict(base.nwbfile.intervals)
-        for location, table in tables.items():
-            if location.startswith("intervals/"):
-                intervals.pop(location.removeprefix("intervals/"), None)
-                if table is not None:
-                    intervals[location.removeprefix("intervals/")] = table
-        self.nwbfile = SimpleNamespace(intervals=intervals, stimulus_template=base.nwbfile.stimulus_template)
-
-    def object(self, location):
-        return self._tables[location] if location in self._tables else self._base.object(location)
-
-    def require(self, location):
-        found = self.object(location)
-        if found is None:
-            raise SourceFileError(self.path, f"has no {location}")
-        return found
-
 
 def edited_table(table, *, name: str | None = None, rows=None, **changes):
     """A copy of a source table in memory, of the given rows; ``changes``: column -> values (None: drop it)."""

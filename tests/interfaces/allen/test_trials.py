@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -16,6 +15,7 @@ from pynwb.epoch import TimeIntervals
 from nwbridge.errors import SourceFileError
 from nwbridge.interfaces.tables import Column, build_table
 from nwbridge.interfaces.allen.trials import AllenTrialsInterface
+from support.allen_files import EditedSource
 
 TRIALS = "intervals/trials"
 OUTCOMES = ("hit", "miss", "false_alarm", "correct_reject", "aborted")
@@ -79,35 +79,6 @@ def add_column(file, table: str, name: str, values: np.ndarray, description: str
 def as_text_with_na(values: np.ndarray) -> np.ndarray:
     """Numbers as AllenSDK writes them in mixed columns: text, "N/A" for NaN."""
     return np.array(["N/A" if np.isnan(v) else repr(float(v)) for v in values], dtype=object)
-
-
-class EditedSource:
-    """The generated session as the interfaces see it, with some tables replaced in memory.
-
-    Each error case needs a source wrong in one way; re-reading an edited copy of the file costs
-    seconds (pynwb loads the specs cached in it), so tables are edited in memory instead.
-    """
-
-    def __init__(self, base, tables: dict):
-        self.path = base.path
-        self._base = base
-        self._tables = tables  # location -> table, or None for a removed table
-        intervals = dict(base.nwbfile.intervals)
-        for location, table in tables.items():
-            if location.startswith("intervals/"):
-                intervals.pop(location.removeprefix("intervals/"))
-                if table is not None:
-                    intervals[location.removeprefix("intervals/")] = table
-        self.nwbfile = SimpleNamespace(intervals=intervals, stimulus_template=base.nwbfile.stimulus_template)
-
-    def object(self, location):
-        return self._tables[location] if location in self._tables else self._base.object(location)
-
-    def require(self, location):
-        found = self.object(location)
-        if found is None:
-            raise SourceFileError(self.path, f"has no {location}")
-        return found
 
 
 def edited_table(table, **changes):
