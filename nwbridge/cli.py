@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .errors import NwbridgeError
+from .release_cli import release
 
 __all__ = ["main"]
 
@@ -170,6 +171,9 @@ def demo(output):
     from .demo import run_demo
 
     sys.exit(0 if run_demo(output) else 1)
+
+
+main.add_command(release)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,23 @@ def test_shared_analysis_runs_unchanged_on_both_sources(tmp_path, capsys):
     assert sum(value["units"] for value in ibl_rates.values()) > 0
     for rates, _ in results.values():
         assert all(np.isfinite(value["response_hz"]) and value["response_hz"] >= 0 for value in rates.values())
+
+
+def test_convert_release_example(tmp_path, capsys):
+    """The release example's demo converts its four sessions, and a second run redoes nothing."""
+    import sqlite3
+
+    example = runpy.run_path(str(EXAMPLES / "convert_release.py"))
+    release_csv, root = example["make_demo"](tmp_path)
+    report = example["convert_ibl_release"](release_csv, root, tmp_path / "dandiset", workers=2)
+    assert report.ok
+    written = sorted((tmp_path / "dandiset").rglob("*.nwb"))
+    assert len(written) == 4
+    mtimes = [path.stat().st_mtime_ns for path in written]
+    manifest = tmp_path / "dandiset" / ".nwbridge" / "manifest.sqlite"
+    with sqlite3.connect(manifest) as connection:
+        statuses = connection.execute("select status, count(*) from tasks group by status").fetchall()
+    assert statuses == [("done", 4)]
+    example["convert_ibl_release"](release_csv, root, tmp_path / "dandiset", workers=2)
+    assert [path.stat().st_mtime_ns for path in written] == mtimes
+    assert "4 sessions" in capsys.readouterr().out
