@@ -19,6 +19,8 @@ BlockSource is an ordinary hdmf data-chunk iterator.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import warnings
 import zlib
@@ -238,6 +240,37 @@ def defer_block_sources(nwbfile, *, level: int = 1, codec: str = "gzip",
     return deferred
 
 
+# glibc's malloc: mallopt parameters and their defaults.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_DEFAULT_TRIM_THRESHOLD = _DEFAULT_MMAP_THRESHOLD = 128 * 1024
+
+
+@contextlib.contextmanager
+def reused_large_allocations():
+    """While filling, keep freed blocks of memory in the process for the next ones (glibc only).
+
+    Every decoded second of voltage (23 MB) and every inflated chunk is above glibc's mmap threshold,
+    so each allocation maps fresh pages from the kernel and each free unmaps them: over 6.6 GB of AP
+    band that is several seconds of page faults and page zeroing, serialised on the process's memory
+    map across threads. Keeping freed blocks for reuse measured 20.6 s -> 18.5 s on 300 s of AP with 2
+    workers (kernel time 7.0 s -> 4.1 s), for about 170 MB more peak memory. The defaults are restored
+    and the kept memory returned to the system afterwards.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        changed = (libc.mallopt(_M_MMAP_THRESHOLD, 512 * 1024 * 1024) == 1
+                   and libc.mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        libc, changed = None, False
+    try:
+        yield
+    finally:
+        if changed:
+            libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+            libc.malloc_trim(0)
+
+
 def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None, level: int = 1,
                   codec: str = "gzip", progress: Callable[[int], None] | None = None) -> None:
     """Compress and store every chunk of the deferred datasets, compressing on ``workers`` threads.
@@ -265,7 +298,7 @@ def fill_deferred(deferred: list[DeferredDataset], *, workers: int | None = None
     for item in deferred:
         key = id(item.source.shared) if item.source.shared is not None else id(item)
         groups.setdefault(key, []).append(item)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with reused_large_allocations(), ThreadPoolExecutor(max_workers=workers) as pool:
         for members in groups.values():
             shared = members[0].source.shared
             chunkers = [_Chunker(item.source) for item in members]

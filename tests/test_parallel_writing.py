@@ -129,3 +129,35 @@ def test_unknown_codec_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown codec 'lz4'"):
         write_nwbfile_atomically(nwbfile, tmp_path / "x.nwb", codec="lz4")
     assert not list(tmp_path.iterdir())
+
+
+def test_large_allocations_are_reused_while_filling_then_given_back(monkeypatch):
+    """glibc's thresholds are raised for the fill and restored after it, even when the fill fails."""
+    import ctypes
+
+    from nwbridge import parallel_writing
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, parameter, value):
+            calls.append(("mallopt", parameter, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("malloc_trim", pad))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
+    with pytest.raises(RuntimeError):
+        with parallel_writing.reused_large_allocations():
+            assert calls == [("mallopt", -3, 512 * 1024 * 1024), ("mallopt", -1, 1024 * 1024 * 1024)]
+            raise RuntimeError("a failing fill")
+    assert calls[2:] == [("mallopt", -3, 128 * 1024), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]
+
+    def no_glibc(name):
+        raise OSError("not glibc")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_glibc)
+    with parallel_writing.reused_large_allocations():
+        pass  # nothing to tune, nothing raised
