@@ -167,7 +167,7 @@ def generate_allen(folder, ecephys_session_id, probes, units_per_probe, duration
 @click.option("-o", "--output", "output", default="demo_output", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the generated sources and the converted dandiset.")
 def demo(output):
-    """Generate an example session, convert it, check it, and print what was written."""
+    """Generate an example session of each source (IBL and Allen), convert them, check them, print what was written."""
     from .demo import run_demo
 
     sys.exit(0 if run_demo(output) else 1)
