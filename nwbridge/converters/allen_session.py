@@ -43,7 +43,7 @@ def find_probe_files(session_nwb: str | Path, *, probe_ids=None) -> list[Path]:
 def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, probe_files=None,
                           metadata: dict | str | Path | None = None, overwrite: bool = False,
                           release: str | None = None, workers: int | None = None, codec: str = "gzip",
-                          progress: bool = True) -> list[Path]:
+                          progress: bool = True, processed: bool = True) -> list[Path]:
     """Convert one AllenSDK-written VBN session into the NWB files of the shared representation.
 
     Parameters
@@ -69,6 +69,9 @@ def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, pr
         Compression of the large datasets (zstd: readers need ``hdf5plugin``).
     progress : bool, default: True
         Show progress bars.
+    processed : bool, default: True
+        Write the processed file; ``processed=False`` writes the raw file alone (a release converts each
+        file kind as its own task), and needs probe files.
 
     Returns
     -------
@@ -110,7 +113,7 @@ def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, pr
 
         subject, session_id = merged["Subject"]["subject_id"], merged["NWBFile"]["session_id"]
         files = {"processed": (output_path(output_dir, subject=subject, session=session_id, description="processed",
-                                           modalities="behavior+ecephys"), interfaces)}
+                                           modalities="behavior+ecephys"), interfaces)} if processed else {}
         if probe_files is None:
             # Only this session's probes: the folder may hold the files of other sessions too.
             probe_files = find_probe_files(session_nwb, probe_ids=[probe.probe_id for probe in read_probes(source)])
@@ -129,6 +132,9 @@ def convert_allen_session(session_nwb: str | Path, output_dir: str | Path, *, pr
                             {"AllenSessionInterface": interfaces["AllenSessionInterface"],
                              "AllenLfpInterface": AllenLfpInterface(session_nwb=session_nwb,
                                                                     probe_files=[str(p) for p in probe_files])})
+        if not files:
+            raise MissingSourceFileError(session_nwb.parent / "probe_<probe_id>.nwb",
+                                         "no LFP file of the session's probes beside the session file")
         _refuse_existing([destination for destination, _ in files.values()], overwrite=overwrite)
 
         steps = sum(len(chosen) + 1 for _, chosen in files.values())

@@ -21,7 +21,7 @@ __all__ = ["convert_ibl_session"]
 
 
 def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, metadata: dict | str | Path | None = None,
-                        overwrite: bool = False, revision: str | None = None, raw: bool = False,
+                        overwrite: bool = False, revision: str | None = None, raw: bool = False, processed: bool = True,
                         workers: int | None = None, codec: str = "gzip", progress: bool = True) -> list[Path]:
     """Convert one IBL session folder into the NWB files of the shared representation.
 
@@ -41,6 +41,9 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
         ALF revision to convert; by default the newest revision of every dataset.
     raw : bool, default: False
         Also write the raw file: the AP and LF voltage of every probe, streamed from the ``.cbin`` files.
+    processed : bool, default: True
+        Write the processed file; ``processed=False, raw=True`` writes the raw file alone (a release
+        converts each file kind as its own task).
     workers : int, optional
         Threads for decompression and compression; default every core.
     codec : {"gzip", "zstd"}, default: "gzip"
@@ -67,7 +70,7 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
 
     subject, session_id = merged["Subject"]["subject_id"], merged["NWBFile"]["session_id"]
     files = {"processed": (output_path(output_dir, subject=subject, session=session_id, description="processed",
-                                       modalities="behavior+ecephys"), interfaces)}
+                                       modalities="behavior+ecephys"), interfaces)} if processed else {}
     if raw:
         if not IblRawEphysInterface.is_available(session):
             raise MissingSourceFileError(session_path / "raw_ephys_data",
@@ -77,6 +80,8 @@ def convert_ibl_session(session_path: str | Path, output_dir: str | Path, *, met
                         {"IblSessionInterface": interfaces["IblSessionInterface"],
                          "IblRawEphysInterface": IblRawEphysInterface(session_path=session_path, revision=revision,
                                                                       workers=workers)})
+    if not files:
+        raise ValueError("nothing to write: processed=False needs raw=True")
     existing = [str(destination) for destination, _ in files.values() if destination.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{' and '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'}; "

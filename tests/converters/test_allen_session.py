@@ -227,6 +227,14 @@ def test_probe_files_choose_the_raw_file(vbn, tmp_path):
     with NWBHDF5IO(raw, "r") as io:
         assert list(io.read().acquisition) == ["ElectricalSeriesLfpProbeB"]
 
+    # The raw file alone (a release's raw task), and refused when there is no LFP to write.
+    (alone,) = convert_allen_session(session, tmp_path / "raw", processed=False, progress=False)
+    assert leftovers(tmp_path / "raw") == [f"sub-{vbn.mouse_id}/{names(vbn, 'raw')}"]
+    with NWBHDF5IO(alone, "r") as io:
+        assert sorted(io.read().acquisition) == ["ElectricalSeriesLfpProbeA", "ElectricalSeriesLfpProbeB"]
+    with pytest.raises(MissingSourceFileError, match="no LFP file"):
+        convert_allen_session(session, tmp_path / "nothing", probe_files=[], processed=False, progress=False)
+
 
 def test_default_probe_files_skip_other_sessions_files(vbn, tmp_path):
     session, probes = copy_session(vbn, tmp_path / "src")
