@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .errors import NwbridgeError
+from .dandi_cli import dandi
 from .release_cli import release
 
 __all__ = ["main"]
@@ -174,6 +175,7 @@ def demo(output):
 
 
 main.add_command(release)
+main.add_command(dandi)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,17 @@ def _run_options(command):
         click.option("--max-attempts", default=2, show_default=True, type=click.IntRange(min=1),
                      help="Attempts within one run of a task whose conversion crashed or ran out of memory."),
         click.option("--progress/--no-progress", default=True, help="Show progress bars."),
+        click.option("--upload", "upload_to", metavar="DANDISET_ID",
+                     help="After converting, organize the folder, validate every file and upload it to this "
+                          "dandiset (recorded in the manifest: a rerun sends nothing twice). The API key is "
+                          "checked before any conversion starts."),
+        click.option("--dandi-instance", default="dandi", show_default=True, metavar="NAME|URL",
+                     help="Where --upload sends the files: dandi, dandi-sandbox or an instance's URL."),
+        click.option("--upload-jobs", default=2, show_default=True, type=click.IntRange(min=1),
+                     help="Files uploaded at once by --upload, whatever the number of workers."),
+        click.option("--upload-existing", type=click.Choice(["skip", "refresh", "overwrite", "force", "error"]),
+                     default="skip", show_default=True,
+                     help="What --upload does with an asset the archive already has (dandi-cli's --existing)."),
     ]
     return functools.reduce(lambda decorated, option: option(decorated), reversed(options), command)
 
@@ -90,7 +101,8 @@ def release_allen(sessions_table, source, no_lfp, release_name, **options):
 
 
 def _run(dataset, sessions, *, sessions_table, source, raw, release_name, output_dir, workers, memory_per_worker,
-         scheduler, only, retry_failed, verify, dry_run, codec, threads_per_task, max_attempts, progress) -> None:
+         scheduler, only, retry_failed, verify, dry_run, codec, threads_per_task, max_attempts, progress,
+         upload_to, dandi_instance, upload_jobs, upload_existing) -> None:
     from .converters.manifest import Manifest
     from .converters.release import run_release
     from .converters.release_plan import decide, plan_tasks
@@ -110,6 +122,15 @@ def _run(dataset, sessions, *, sessions_table, source, raw, release_name, output
             raise click.BadParameter(f"not in {sessions_table}: {', '.join(sorted(unknown))}", param_hint="--only")
         found = [session for session in found if session.session_id in wanted]
 
+    if upload_to is not None:
+        from .converters.release_upload import check_upload_target
+
+        try:
+            # Hours of conversion must not end in a refusal that could have been seen now.
+            check_upload_target(upload_to, dandi_instance)
+        except NwbridgeError as error:
+            raise click.ClickException(str(error)) from None
+
     if dry_run:
         tasks = plan_tasks(found, output_dir, raw=raw)
         try:
@@ -123,6 +144,9 @@ def _run(dataset, sessions, *, sessions_table, source, raw, release_name, output
         click.echo(f"Dry run: {dataset} release {sessions_table} ({len(found)} session(s)), sources {source}, "
                    f"output {output_dir}")
         click.echo(format_plan(decisions))
+        if upload_to is not None:
+            click.echo(f"Then: organize {output_dir}, validate every file and upload to dandiset {upload_to} on "
+                       f"{dandi_instance}, {upload_jobs} file(s) at a time.")
         return
 
     try:
@@ -134,7 +158,18 @@ def _run(dataset, sessions, *, sessions_table, source, raw, release_name, output
     except RuntimeError as error:  # another release holds the output folder
         raise click.ClickException(str(error)) from None
     click.echo(report.format())
-    sys.exit(130 if report.interrupted else (0 if report.ok else 1))
+    uploaded_ok = True
+    if upload_to is not None and not report.interrupted:
+        from .converters.release_upload import upload_release
+
+        try:
+            stage = upload_release(output_dir, upload_to, instance=dandi_instance, jobs=upload_jobs,
+                                   existing=upload_existing, progress=progress)
+        except NwbridgeError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(stage.format())
+        uploaded_ok = stage.ok
+    sys.exit(130 if report.interrupted else (0 if report.ok and uploaded_ok else 1))
 
 
 @release.command("status")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["MANIFEST_PATH", "STATUSES", "TaskRecord", "Manifest", "now"]
+__all__ = ["MANIFEST_PATH", "STATUSES", "TaskRecord", "UploadRecord", "Manifest", "now"]
 
 MANIFEST_PATH = Path(".nwbridge") / "manifest.sqlite"
 STATUSES = ("pending", "running", "done", "failed")
@@ -42,6 +42,18 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (dataset, session, kind)
 );
 CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS uploads (
+    instance TEXT NOT NULL,
+    dandiset TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('uploaded', 'failed', 'refused')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    size INTEGER,
+    mtime_ns INTEGER,
+    error TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (instance, dandiset, path)
+);
 """
 
 
@@ -106,6 +118,46 @@ class TaskRecord:
 
 
 _COLUMNS = tuple(item.name for item in fields(TaskRecord))
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """One row of the manifest's ``uploads`` table: what happened to one asset sent to DANDI.
+
+    Attributes
+    ----------
+    instance : str
+        The DANDI instance's API URL.
+    dandiset : str
+        The dandiset identifier.
+    path : str
+        The asset path in the dandiset.
+    status : str
+        ``uploaded``, ``failed`` (dandi-cli's upload failed) or ``refused`` (validation found errors).
+    attempts : int
+    size, mtime_ns : int or None
+        The local file when it was uploaded: a file changed since is uploaded again.
+    error : str or None
+    finished_at : str or None
+    """
+
+    instance: str
+    dandiset: str
+    path: str
+    status: str
+    attempts: int = 0
+    size: int | None = None
+    mtime_ns: int | None = None
+    error: str | None = None
+    finished_at: str | None = None
+
+    def matches(self, path: str | Path) -> bool:
+        """Whether this record is of an upload of the file as it is now (same size and modification time)."""
+        stat = Path(path).stat()
+        return self.status == "uploaded" and self.size == stat.st_size and self.mtime_ns == stat.st_mtime_ns
+
+
+_UPLOAD_COLUMNS = tuple(item.name for item in fields(UploadRecord))
 
 
 class Manifest:
@@ -225,11 +277,63 @@ class Manifest:
                 "WHERE dataset = ? AND session = ? AND kind = ?",
                 (error, None if error_file is None else str(error_file), duration_s, now(), *key))
 
+    def relocate(self, old: str | Path, new: str | Path, *, output_bytes: int, checksum: str | None) -> int:
+        """A done file was moved (``nwbridge dandi organize``): its record follows it.
+
+        Parameters
+        ----------
+        old, new : str or Path
+            Where the file was and where it is now.
+        output_bytes : int
+            Its size now.
+        checksum : str or None
+            Its SHA-256 now, when moving changed its content; None keeps the recorded one.
+
+        Returns
+        -------
+        int
+            How many records pointed at ``old``.
+        """
+        with self._connection:
+            cursor = self._connection.execute(
+                "UPDATE tasks SET output = ?, output_bytes = ?, checksum = COALESCE(?, checksum) "
+                "WHERE output = ? AND status = 'done'",
+                (str(Path(new).absolute()), int(output_bytes), checksum, str(Path(old).absolute())))
+        return cursor.rowcount
+
     def count_attempt(self, key: tuple[str, str, str]) -> None:
         """One more attempt without a start (a check that failed before any conversion began)."""
         with self._connection:
             self._connection.execute("UPDATE tasks SET attempts = attempts + 1 "
                                      "WHERE dataset = ? AND session = ? AND kind = ?", key)
+
+    def upload_record(self, instance: str, dandiset: str, path: str) -> UploadRecord | None:
+        """The record of one asset's upload to one dandiset, or None."""
+        row = self._connection.execute(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads "
+                                       "WHERE instance = ? AND dandiset = ? AND path = ?",
+                                       (instance, dandiset, path)).fetchone()
+        return UploadRecord(*row) if row else None
+
+    def upload_records(self) -> list[UploadRecord]:
+        """Every upload record, by instance, dandiset, path."""
+        try:
+            rows = self._connection.execute(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads "
+                                            "ORDER BY instance, dandiset, path").fetchall()
+        except sqlite3.OperationalError:  # a manifest written before uploads were recorded, opened read-only
+            return []
+        return [UploadRecord(*row) for row in rows]
+
+    def record_upload(self, instance: str, dandiset: str, path: str, *, status: str, filepath: str | Path,
+                      error: str | None = None) -> None:
+        """One more attempt at uploading an asset, and how it ended (``uploaded``, ``failed``, ``refused``)."""
+        stat = Path(filepath).stat()
+        with self._connection:
+            self._connection.execute(
+                "INSERT INTO uploads (instance, dandiset, path, status, attempts, size, mtime_ns, error, finished_at) "
+                "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (instance, dandiset, path) DO UPDATE SET "
+                "status = excluded.status, attempts = uploads.attempts + 1, size = excluded.size, "
+                "mtime_ns = excluded.mtime_ns, error = excluded.error, finished_at = excluded.finished_at",
+                (instance, dandiset, path, status, stat.st_size, stat.st_mtime_ns, error, now()))
 
     def set_about(self, key: str, value: str) -> None:
         """Remember a fact about the release (the table it came from, the source root)."""

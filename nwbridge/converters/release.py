@@ -143,8 +143,9 @@ def release_status(output_dir: str | Path) -> str:
     """
     output_dir = Path(output_dir)
     with Manifest.in_folder(output_dir, readonly=True) as manifest:
-        records, about = manifest.records(), manifest.about()
-    return format_status(records, about=about, manifest_path=manifest.path, running=lock_holder(output_dir))
+        records, about, uploads = manifest.records(), manifest.about(), manifest.upload_records()
+    return format_status(records, about=about, manifest_path=manifest.path, running=lock_holder(output_dir),
+                         uploads=uploads)
 
 
 def _first_line(text: str) -> str:

@@ -112,7 +112,8 @@ def format_plan(decisions: list[Decision]) -> str:
     return "\n".join(lines)
 
 
-def format_status(records: list[TaskRecord], *, about: dict, manifest_path: Path, running: str | None) -> str:
+def format_status(records: list[TaskRecord], *, about: dict, manifest_path: Path, running: str | None,
+                  uploads: list | None = None) -> str:
     """The text of ``nwbridge release status``: counts by status, sizes, and every failed task with its error.
 
     Parameters
@@ -124,6 +125,8 @@ def format_status(records: list[TaskRecord], *, about: dict, manifest_path: Path
     manifest_path : Path
     running : str or None
         Who runs a release into the folder now (the lock's holder), or None.
+    uploads : list of UploadRecord, optional
+        The manifest's upload records (``--upload``).
     """
     lines = [f"Manifest {manifest_path}"]
     if about.get("sessions_table"):
@@ -153,4 +156,14 @@ def format_status(records: list[TaskRecord], *, about: dict, manifest_path: Path
     interrupted = [r for r in records if r.status == "running"]
     if interrupted and not running:
         lines.append(f"  {len(interrupted)} task(s) were running when a release stopped: rerun it to finish them.")
+    for (instance, dandiset) in sorted({(record.instance, record.dandiset) for record in uploads or []}):
+        chosen = [record for record in uploads if (record.instance, record.dandiset) == (instance, dandiset)]
+        counts = {status: sum(record.status == status for record in chosen)
+                  for status in ("uploaded", "refused", "failed")}
+        lines.append(f"  uploads to dandiset {dandiset} ({instance}): {counts['uploaded']} uploaded, "
+                     f"{counts['refused']} refused by validation, {counts['failed']} failed")
+        for record in chosen:
+            if record.status != "uploaded":
+                first = (record.error or "no reason recorded").strip().splitlines()[0]
+                lines.append(f"    {record.status} {record.path}: {first}")
     return "\n".join(lines)
