@@ -22,7 +22,9 @@ from .upload import (
     api_key_variable,
     format_upload_plan,
     plan_upload,
+    require_api_key,
     resolve_instance,
+    upload_assets,
     upload_dandiset,
 )
 from .validation import DandisetValidation, FileValidation, validate_dandiset
@@ -46,6 +48,8 @@ __all__ = [
     "api_key_variable",
     "format_upload_plan",
     "plan_upload",
+    "require_api_key",
     "resolve_instance",
+    "upload_assets",
     "upload_dandiset",
 ]
