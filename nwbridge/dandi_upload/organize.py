@@ -18,6 +18,7 @@ call ``dandi.organize.organize``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -209,6 +210,31 @@ def organize_dandiset(dandiset_dir: str | Path, sources=None, *, mode: str = "mo
     named = _name_external_files(named)
     copy_mode = CopyMode.MOVE if mode == "move" else CopyMode.COPY
     plans = [_plan(record, dandiset) for record in named]
+    with _release_lock(dandiset):
+        _carry_out(named, plans, dandiset, copy_mode, report)
+        _update_manifest(dandiset, report.organized)
+    return report
+
+
+@contextlib.contextmanager
+def _release_lock(dandiset: Path):
+    """Hold the release's lock while files move: a release converting into the folder would lose track of them."""
+    if not (dandiset / MANIFEST_PATH).is_file():
+        yield
+        return
+    from ..converters.release import release_lock
+
+    try:
+        with release_lock(dandiset):
+            yield
+    except RuntimeError as error:
+        if "another release is writing" in str(error):
+            raise DandiWorkflowError(f"cannot organize now: {error}") from error
+        raise
+
+
+def _carry_out(named: list[dict], plans: list[OrganizedFile], dandiset: Path, copy_mode,
+               report: OrganizeReport) -> None:
     targets = {plan.target for plan in plans}
     for record, plan in zip(named, plans):
         if plan.source == plan.target and all(old == new for old, new in plan.videos):
@@ -224,8 +250,6 @@ def organize_dandiset(dandiset_dir: str | Path, sources=None, *, mode: str = "mo
             report.failed.append((plan.source, f"{type(error).__name__}: {error}"))
             continue
         report.organized.append(plan)
-    _update_manifest(dandiset, report.organized)
-    return report
 
 
 def _expand(sources) -> list[Path]:

@@ -186,3 +186,15 @@ def test_the_release_manifest_follows_the_files(converted, dandiset):
     assert Path(ibl.output) == target
     assert ibl.output_bytes == target.stat().st_size and ibl.checksum == sha256(target)
     assert Path(allen.output) == raw and allen.checksum == sha256(raw)
+
+
+def test_organize_waits_for_no_release(converted, dandiset):
+    from nwbridge.converters.release import release_lock
+
+    with Manifest.in_folder(dandiset):
+        pass
+    with release_lock(dandiset):
+        with pytest.raises(DandiWorkflowError, match="cannot organize now: another release is writing"):
+            organize_dandiset(dandiset)
+    assert moved(converted, converted.ibl_processed, dandiset).is_file()  # nothing moved
+    assert organize_dandiset(dandiset).ok
