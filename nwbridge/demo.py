@@ -50,4 +50,7 @@ def run_demo(output: str | Path) -> bool:
     click.echo(text)
     click.echo(summary.format())
     click.echo("\nDemo " + ("passed" if ok else "FAILED") + f": output in {dandiset}")
+    if ok:
+        click.echo(f"Next, to put it on DANDI: nwbridge dandi organize {dandiset} --dandiset-id <ID>; "
+                   f"nwbridge dandi validate {dandiset}; nwbridge dandi upload {dandiset} --dry-run")
     return ok

@@ -288,7 +288,7 @@ def _name_external_files(metadata: list[dict]) -> list[dict]:
 
     namer = getattr(dandi_organize, "_create_external_file_names", None)
     if namer is None:
-        raise DandiWorkflowError("this dandi-cli has no _create_external_file_names; nwbridge needs dandi>=0.70,<1")
+        raise DandiWorkflowError("this dandi-cli has no _create_external_file_names; nwbridge needs dandi>=0.81,<1")
     return namer(metadata)
 
 
