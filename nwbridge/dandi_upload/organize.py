@@ -22,22 +22,20 @@ import contextlib
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
-from tqdm.auto import tqdm
-
 from ..converters.manifest import MANIFEST_PATH, Manifest
 from ..converters.release_task import sha256_file
+from ..schemas.checker import file_kind
 from .dandiset_folder import DandiWorkflowError, ensure_dandiset_file, find_nwb_files
+from .file_jobs import map_files
 
 __all__ = ["OrganizedFile", "OrganizeReport", "organize_dandiset", "nwbridge_file_kind", "REQUIRED_NAME_FIELDS"]
 
 # dandi-cli's layout fields that every name carries (see the module docstring for why).
 REQUIRED_NAME_FIELDS = ("session_id", "description")
-_KIND_MARKERS = {"processed": "_desc-processed", "raw": "_desc-raw"}
 _STAGING_SUFFIX = ".organizing"
 
 
@@ -125,17 +123,7 @@ def nwbridge_file_kind(path: str | Path) -> str | None:
             return None
         if not isinstance(record, dict) or record.get("converter") != "nwbridge":
             return None
-        for kind, marker in _KIND_MARKERS.items():
-            if marker in path.name:
-                return kind
-        acquisition = file.get("acquisition", {})
-        has_voltage = any(_neurodata_type(item) == "ElectricalSeries" for item in acquisition.values())
-        return "raw" if has_voltage else "processed"
-
-
-def _neurodata_type(item) -> str | None:
-    value = item.attrs.get("neurodata_type")
-    return value.decode() if isinstance(value, bytes) else value
+        return file_kind(file, path.name)[0]
 
 
 def _read_metadata(path: str) -> tuple[dict | None, str | None]:
@@ -196,7 +184,9 @@ def organize_dandiset(dandiset_dir: str | Path, sources=None, *, mode: str = "mo
     paths = _expand(sources) if sources else find_nwb_files(dandiset)
     report = OrganizeReport(dandiset=dandiset)
     metadata = []
-    for path, (record, problem) in zip(paths, _read_all(paths, jobs=jobs, progress=progress)):
+    read = map_files(_read_metadata, [str(path) for path in paths], jobs=jobs, description="reading metadata",
+                     progress=progress)
+    for path, (record, problem) in zip(paths, read):
         if problem is None:
             metadata.append(record)
         else:
@@ -260,25 +250,6 @@ def _expand(sources) -> list[Path]:
             raise DandiWorkflowError(f"{source}: no such file or folder")
         paths += find_nwb_files(source)
     return sorted(set(paths))
-
-
-def _read_all(paths: list[Path], *, jobs: int, progress: bool) -> list[tuple[dict | None, str | None]]:
-    """Metadata of every file, in order; pynwb reading is Python-bound, so several jobs are processes."""
-    arguments = [str(path) for path in paths]
-    bar = tqdm(total=len(paths), desc="reading metadata", unit="file", disable=not progress)
-    with bar:
-        if jobs > 1 and len(paths) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                results = []
-                for result in pool.map(_read_metadata, arguments):
-                    results.append(result)
-                    bar.update()
-                return results
-        results = []
-        for path in arguments:
-            results.append(_read_metadata(path))
-            bar.update()
-        return results
 
 
 def _name_external_files(metadata: list[dict]) -> list[dict]:

@@ -10,13 +10,12 @@ dandi-cli already ran it.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from ..summary import human_size
 from .dandiset_folder import DANDISET_FILE, read_dandiset_id
+from .file_jobs import map_files
 
 __all__ = ["Message", "FileValidation", "DandisetValidation", "validate_dandiset"]
 
@@ -97,7 +96,7 @@ class DandisetValidation:
         for item in self.files:
             dandi = (f"{len([m for m in item.dandi_messages if m.blocking])} error(s), "
                      f"{len(item.warnings)} warning(s)")
-            size = "" if item.size is None else _size(item.size)
+            size = "" if item.size is None else human_size(item.size)
             rows.append((item.path, size, dandi, item.check, "ok" if item.ok else "ERRORS"))
         widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
         lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip() for row in [header, *rows]]
@@ -110,12 +109,6 @@ class DandisetValidation:
         lines.append(f"\nvalidate: {len(self.files)} item(s), {len(self.files) - len(failing)} ok, "
                      f"{len(failing)} with errors ({self.dandiset})")
         return "\n".join(lines)
-
-
-def _size(size: int) -> str:
-    from ..summary import human_size
-
-    return human_size(size)
 
 
 def validate_dandiset(dandiset_dir: str | Path, *, paths=None, jobs: int = 1, progress: bool = False) -> DandisetValidation:
@@ -153,16 +146,7 @@ def validate_dandiset(dandiset_dir: str | Path, *, paths=None, jobs: int = 1, pr
                                                              else None, allow_all=False)]
     assets = sorted(set(assets), key=lambda path: (path.name != DANDISET_FILE, str(path)))
     arguments = [(str(path), str(dandiset), has_dandiset_file) for path in assets]
-    with tqdm(total=len(arguments), desc="validating", unit="file", disable=not progress) as bar:
-        if jobs > 1 and len(arguments) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for item in pool.map(_validate_one, arguments):
-                    result.files.append(item)
-                    bar.update()
-        else:
-            for argument in arguments:
-                result.files.append(_validate_one(argument))
-                bar.update()
+    result.files += map_files(_validate_one, arguments, jobs=jobs, description="validating", progress=progress)
     return result
 
 

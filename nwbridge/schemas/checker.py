@@ -29,6 +29,7 @@ __all__ = [
     "ObjectResult",
     "FileReport",
     "check_file",
+    "file_kind",
     "inspect_file",
     "format_report",
     "check_files",
@@ -272,14 +273,8 @@ class _Checker:
         if report.file_representation_version and report.file_representation_version != report.checked_against:
             report.warnings.append(f"the file follows representation {report.file_representation_version}; "
                                    f"checked against {report.checked_against}")
-        for kind, spec in self.rep["files"].items():
-            if spec.get("marker") and spec["marker"] in report.path.name:
-                report.file_kind = kind
-        if report.file_kind is None:
-            # A renamed file still has a kind: continuous voltage is what makes a raw file.
-            has_voltage = any(_attr(item, "neurodata_type") == "ElectricalSeries"
-                              for item in self.file.get("acquisition", {}).values())
-            report.file_kind = "raw" if has_voltage else "processed"
+        report.file_kind, named = file_kind(self.file, report.path.name, representation=self.rep)
+        if not named:
             report.warnings.append(f"file name has neither desc-processed nor desc-raw; checked as a "
                                    f"{report.file_kind} file from its content")
 
@@ -520,6 +515,25 @@ class _Checker:
 
 # --------------------------------------------------------------------------------------------
 # helpers on h5py objects
+
+
+def file_kind(handle: h5py.File, file_name: str, *, representation: dict | None = None) -> tuple[str, bool]:
+    """``processed`` or ``raw``, from the marker in the file's name, else from its content.
+
+    Returns
+    -------
+    kind : str
+    named : bool
+        Whether the name told the kind (a renamed file is told by its content: continuous voltage
+        in ``acquisition`` is what makes a raw file).
+    """
+    representation = representation or load_representation()
+    for kind, spec in representation["files"].items():
+        if spec.get("marker") and spec["marker"] in file_name:
+            return kind, True
+    has_voltage = any(_attr(item, "neurodata_type") == "ElectricalSeries"
+                      for item in handle.get("acquisition", {}).values())
+    return ("raw" if has_voltage else "processed"), False
 
 
 def _attr(item, name: str):
